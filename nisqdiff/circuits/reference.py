@@ -1,0 +1,36 @@
+"""PennyLane reference executor built from the same gate list (used by the tests, not for speed).
+
+``default.qubit`` with ``interface="torch"``, backprop differentiation and parameter broadcasting over
+the batch: the independent implementation the fast simulator is checked against.
+"""
+
+from __future__ import annotations
+
+import pennylane as qml
+import torch
+
+from .ansatz import gates, get_spec
+
+_OPS = {"RX": qml.RX, "CRZ": qml.CRZ, "CRX": qml.CRX}
+
+
+def pennylane_qnode(ansatz: str):
+    """A torch QNode ``f(inputs (B, n_qubits), weights (n_weights,)) -> (B, n_qubits)`` of <Z_q>."""
+    n = get_spec(ansatz).n_qubits
+    dev = qml.device("default.qubit", wires=n)
+
+    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    def circuit(inputs, weights):
+        for q in range(n):
+            qml.RX(inputs[..., q], wires=q)
+        for g in gates(ansatz):
+            if g.name == "CNOT":
+                qml.CNOT(wires=list(g.wires))
+            else:
+                _OPS[g.name](g.scale * weights[g.weight], wires=list(g.wires))
+        return [qml.expval(qml.PauliZ(q)) for q in range(n)]
+
+    def run(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return torch.stack(list(circuit(inputs, weights)), -1)
+
+    return run

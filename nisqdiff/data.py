@@ -1,0 +1,234 @@
+"""MNIST and Fashion-MNIST from their original IDX files (gzip-compressed or raw).
+
+Search order for a dataset's files (first folder holding all four wins):
+``--data-dir``, ``$NISQDIFF_DATA``, the user cache (``$XDG_CACHE_HOME/nisqdiff`` or
+``~/.cache/nisqdiff``) and, for Fashion-MNIST, Debian's ``/usr/share/datasets/fashion-mnist``.
+Inside a root, files may sit in ``ROOT/<dataset>/`` or directly in ``ROOT/``. If none has them,
+they are downloaded into the user cache from the public mirrors. Every file is verified against
+the SHA-256 of its decompressed content; a truncated or corrupt file raises :class:`DataError`
+naming that file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist", "fashion-mnist")
+SPLITS = ("train", "test")
+
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# SHA-256 of the decompressed IDX content (../shared/data/README.md).
+SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DataError(RuntimeError):
+    """Missing, truncated or corrupt dataset files; the message names the file or the places looked."""
+
+
+def check_dataset(name: str) -> str:
+    """Return ``name`` if it is a known dataset, else raise ``ValueError`` listing the valid names."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
+    return name
+
+
+def cache_dir() -> Path:
+    """User cache folder for downloaded data (``$XDG_CACHE_HOME/nisqdiff`` or ``~/.cache/nisqdiff``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nisqdiff"
+
+
+def candidate_roots(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for ``name``'s files, in order of preference."""
+    roots = []
+    if data_dir is not None:
+        roots.append(Path(data_dir))
+    if os.environ.get("NISQDIFF_DATA"):
+        roots.append(Path(os.environ["NISQDIFF_DATA"]))
+    roots.append(cache_dir())
+    if name == "fashion-mnist":
+        roots.append(DEBIAN_FASHION)
+    return roots
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for fname in (stem + ".gz", stem):
+        path = folder / fname
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"corrupt or truncated data file {path}: {exc}; delete it and re-download") from exc
+
+
+def read_idx(path: str | os.PathLike, expected_sha256: str | None = None) -> np.ndarray:
+    """Parse one IDX file (raw or ``.gz``) into a uint8 array.
+
+    Follows the IDX format of LeCun et al.: magic ``0x0000 08 NDIM`` (unsigned byte data), then NDIM
+    big-endian int32 sizes. Raises :class:`DataError` naming ``path`` if the header is wrong, the
+    payload is shorter or longer than the header says, or the content's SHA-256 differs from
+    ``expected_sha256``.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"corrupt data file {path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"truncated data file {path}: header cut short")
+    shape = struct.unpack(">" + "i" * ndim, raw[4:header])
+    expected = int(np.prod(shape)) + header
+    if len(raw) != expected:
+        raise DataError(
+            f"truncated or corrupt data file {path}: {len(raw)} bytes where the header promises {expected}; "
+            "delete it and re-download"
+        )
+    if expected_sha256 is not None and hashlib.sha256(raw).hexdigest() != expected_sha256:
+        raise DataError(f"corrupt data file {path}: SHA-256 of its content does not match; delete it and re-download")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _folder_with_files(root: Path, name: str) -> Path | None:
+    stems = [s for split in SPLITS for s in _FILES[split]]
+    for folder in (root / name, root):
+        if all(_find_file(folder, s) for s in stems):
+            return folder
+    return None
+
+
+def _fetch_verified(url: str, target: Path, sha256: str) -> None:
+    """Download ``url`` to a temporary file beside ``target``, verify it, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".gz")
+    tmp = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            shutil.copyfileobj(resp, out)
+        read_idx(tmp, sha256)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download(name: str, dest: Path | None = None) -> Path:
+    """Download ``name``'s four IDX files into ``dest`` (default: the user cache) and verify them.
+
+    Tries each mirror of :data:`MIRRORS` in turn; every file is checked against :data:`SHA256`
+    before it is moved into place, so a failed download never leaves a partial file behind.
+    Raises :class:`DataError` if no mirror delivers a verified copy.
+    """
+    dest = (dest or cache_dir()) / name
+    dest.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        for stem in _FILES[split]:
+            if _find_file(dest, stem):
+                continue
+            errors = []
+            for mirror in MIRRORS[name]:
+                url = mirror + stem + ".gz"
+                try:
+                    _fetch_verified(url, dest / (stem + ".gz"), SHA256[name][stem])
+                    break
+                except Exception as exc:  # noqa: BLE001 - every mirror failure is reported together
+                    errors.append(f"{url}: {exc}")
+            else:
+                raise DataError(f"could not download {name}/{stem}: " + "; ".join(errors))
+    return dest
+
+
+def locate(name: str, data_dir: str | os.PathLike | None = None, allow_download: bool = True) -> Path:
+    """Folder holding ``name``'s IDX files, searching :func:`candidate_roots`, then downloading.
+
+    Raises :class:`DataError` listing the places looked and the fix when nothing is found offline.
+    """
+    check_dataset(name)
+    roots = candidate_roots(name, data_dir)
+    for root in roots:
+        folder = _folder_with_files(root, name)
+        if folder is not None:
+            return folder
+    if data_dir is not None and not Path(data_dir).exists():
+        raise DataError(f"--data-dir {data_dir} does not exist; point it at a folder holding {name}/ IDX files")
+    if allow_download:
+        try:
+            return download(name)
+        except DataError as exc:
+            reason = f" (download failed: {str(exc)[:200]})"
+    else:
+        reason = ""
+    looked = ", ".join(str(r) for r in roots)
+    raise DataError(
+        f"{name} not found in {looked}{reason}; put the IDX files in one of them "
+        f"(e.g. --data-dir ../shared/data or NISQDIFF_DATA=/path/with/{name}/)"
+    )
+
+
+def load_images(
+    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, subset: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load a dataset split as ``(images, labels)``.
+
+    Returns images of shape (N, 1, 28, 28), float32 in [-1, 1] (the diffusion scale of SPEC.md), and
+    int64 labels of shape (N,). ``subset`` keeps the first N images. Raises ``ValueError`` for an
+    unknown dataset, split or non-positive subset, :class:`DataError` for missing or corrupt files.
+    """
+    check_dataset(name)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+    if subset is not None and subset <= 0:
+        raise ValueError(f"--subset must be positive, got {subset}")
+    folder = locate(name, data_dir)
+    img_stem, lbl_stem = _FILES[split]
+    images = read_idx(_find_file(folder, img_stem), SHA256[name][img_stem])
+    labels = read_idx(_find_file(folder, lbl_stem), SHA256[name][lbl_stem])
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if subset is not None:
+        images, labels = images[:subset], labels[:subset]
+    x = torch.from_numpy(images.copy()).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    return x, torch.from_numpy(labels.astype(np.int64))

@@ -1,0 +1,92 @@
+"""Hybrid blocks: ResBlocks whose convolutions are (partly) variational circuits (SPEC.md "Hybrid blocks").
+
+Every circuit call goes through the block's ``executor`` (``(ansatz, inputs (C, B, n_qubits),
+weights (C, n_weights)) -> <Z> (C, B, n_qubits)``), so a noisy simulator or a quantum computer can
+stand behind the model without touching it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..circuits import CircuitExecutor, get_spec
+from .layers import ResBlock, WSConv2d
+
+
+class PatchCircuits(nn.Module):
+    """C circuits of one ansatz applied to every non-overlapping 2x2 patch of their channels.
+
+    Circuit c reads channels ``c*k .. c*k+k-1`` (k = n_qubits // 4) of (N, C*k, H, W), H and W even:
+    qubit ``4*ch + p`` holds channel ch, patch pixel p (row-major), RX-encoded with the raw value.
+    Output <Z_q> goes back to the same channel and pixel: (N, C*k, H, W) in [-1, 1]. At the 2x2
+    vertex there is one patch; at 14x14 (quanvolution) one circuit is shared by all 49 patches.
+    Weights (C, n_weights) start uniform in [0, 1) (angles 2*pi*theta); the Basic ansatz, whose angle
+    is theta itself, starts uniform in [0, 2*pi) so its angles cover a full turn too.
+    """
+
+    def __init__(self, ansatz: str, n_circuits: int):
+        super().__init__()
+        spec = get_spec(ansatz)
+        self.ansatz, self.n_circuits = ansatz, n_circuits
+        self.channels_per_circuit = spec.n_qubits // 4
+        scale = 2 * math.pi if ansatz == "basic" else 1.0
+        self.weights = nn.Parameter(torch.rand(n_circuits, spec.n_weights) * scale)
+        self.executor = CircuitExecutor()
+
+    @property
+    def in_channels(self) -> int:
+        return self.n_circuits * self.channels_per_circuit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        c, k = self.n_circuits, self.channels_per_circuit
+        patches = x.reshape(n, c, k, h // 2, 2, w // 2, 2).permute(1, 0, 3, 5, 2, 4, 6)
+        out = self.executor(self.ansatz, patches.reshape(c, -1, 4 * k), self.weights)
+        out = out.reshape(c, n, h // 2, w // 2, k, 2, 2).permute(1, 0, 4, 2, 5, 3, 6)
+        return out.reshape(n, c * k, h, w)
+
+
+class HybridConv(nn.Module):
+    """Split convolution: the first channels through circuits, the rest through a WSConv3x3.
+
+    (N, dim, H, W) -> (N, dim, H, W), quantum channels first. ``basic_tail`` adds one Basic circuit
+    for the channel left after the 3-channel circuits (the full vertex: 13 circuits + 1 Basic).
+    """
+
+    def __init__(self, dim: int, ansatz: str, n_circuits: int, basic_tail: bool = False):
+        super().__init__()
+        self.circuits = PatchCircuits(ansatz, n_circuits)
+        self.basic = PatchCircuits("basic", 1) if basic_tail else None
+        self.n_quantum = self.circuits.in_channels + (1 if basic_tail else 0)
+        rest = dim - self.n_quantum
+        if rest < 0:
+            raise ValueError(f"{n_circuits} {ansatz} circuits need {self.n_quantum} channels, block has {dim}")
+        self.conv = WSConv2d(rest, rest, 3, padding=1) if rest else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.circuits.in_channels
+        parts = [self.circuits(x[:, :q])]
+        if self.basic is not None:
+            parts.append(self.basic(x[:, q : q + 1]))
+        if self.conv is not None:
+            parts.append(self.conv(x[:, self.n_quantum :]))
+        return torch.cat(parts, dim=1)
+
+
+class HybridResBlock(ResBlock):
+    """A ResBlock(dim) whose two convolutions are :class:`HybridConv` (QResBlock, FullQResBlock, QuanvResBlock)."""
+
+    def __init__(self, dim: int, time_dim: int, ansatz: str, n_circuits: int, basic_tail: bool = False):
+        super().__init__(dim, dim, time_dim)
+        del self.proj1, self.proj2
+        self.hconv1 = HybridConv(dim, ansatz, n_circuits, basic_tail)
+        self.hconv2 = HybridConv(dim, ansatz, n_circuits, basic_tail)
+
+    def conv1(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hconv1(x)
+
+    def conv2(self, h: torch.Tensor) -> torch.Tensor:
+        return self.hconv2(h)
