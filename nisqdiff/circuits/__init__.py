@@ -9,7 +9,35 @@ from __future__ import annotations
 import torch
 
 from .ansatz import ANSATZE, AnsatzSpec, Gate, gates, get_spec
-from .simulator import simulate
+from .mps import simulate_chain, supports
+from .simulator import simulate_statevector
+
+METHODS = ("auto", "statevector", "chain")
+
+
+def simulate(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """<Z_q> for a batch of inputs on each of C circuits of the same ansatz.
+
+    inputs: (C, B, n_qubits) real RX angles (radians); weights: (C, n_weights) real, layer-major as
+    :mod:`nisqdiff.circuits.ansatz` defines them. Returns (C, B, n_qubits) in [-1, 1], same dtype
+    (float64 simulates in complex128, float32 in complex64), on the inputs' device; differentiable
+    in both. ``method``: "statevector" (fused blocks on a factorised state), "chain" (exact
+    matrix-product state over the ansatz's qubit groups; HQConv) or "auto" (chain where supported).
+    Raises ``ValueError`` for an unknown ansatz or method, wrong shapes, or an unsupported method.
+    """
+    spec = get_spec(ansatz)
+    if inputs.dim() != 3 or inputs.shape[-1] != spec.n_qubits:
+        raise ValueError(f"{ansatz} inputs must be (C, B, {spec.n_qubits}), got {tuple(inputs.shape)}")
+    if weights.shape != (inputs.shape[0], spec.n_weights):
+        raise ValueError(f"{ansatz} weights must be ({inputs.shape[0]}, {spec.n_weights}), got {tuple(weights.shape)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown simulation method '{method}'; valid: {', '.join(METHODS)}")
+    weights = weights.to(inputs.dtype)
+    if method == "chain" or (method == "auto" and supports(ansatz)):
+        if not supports(ansatz):
+            raise ValueError(f"{ansatz} has gates the chain method cannot take; use method='statevector'")
+        return simulate_chain(ansatz, inputs, weights)
+    return simulate_statevector(ansatz, inputs, weights)
 
 
 def expval(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -36,4 +64,4 @@ class CircuitExecutor:
         return simulate(ansatz, inputs, weights)
 
 
-__all__ = ["ANSATZE", "AnsatzSpec", "CircuitExecutor", "Gate", "expval", "gates", "get_spec", "simulate"]
+__all__ = ["ANSATZE", "METHODS", "AnsatzSpec", "CircuitExecutor", "Gate", "expval", "gates", "get_spec", "simulate"]

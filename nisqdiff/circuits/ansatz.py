@@ -38,6 +38,7 @@ class AnsatzSpec:
     n_qubits: int
     n_layers: int
     weights_per_layer: int
+    groups: tuple[tuple[int, ...], ...] | None = None  # qubit groups for chain simulation (channels)
 
     @property
     def n_weights(self) -> int:
@@ -45,7 +46,7 @@ class AnsatzSpec:
 
 
 ANSATZE = {
-    "hqconv": AnsatzSpec("hqconv", 12, 3, 28),
+    "hqconv": AnsatzSpec("hqconv", 12, 3, 28, ((0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11))),
     "fqconv": AnsatzSpec("fqconv", 12, 3, 24),
     "basic": AnsatzSpec("basic", 4, 4, 4),
 }

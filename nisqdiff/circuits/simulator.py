@@ -131,19 +131,11 @@ def _z_signs(k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     return (1 - 2 * bits).to(device=device, dtype=dtype)
 
 
-def simulate(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> for a batch of inputs on each of C circuits of the same ansatz.
 
-    inputs: (C, B, n_qubits) real RX angles (radians); weights: (C, n_weights) real, layer-major as
-    :mod:`nisqdiff.circuits.ansatz` defines them. Returns (C, B, n_qubits) in [-1, 1], same dtype
-    (float64 inputs simulate in complex128, float32 in complex64). Differentiable in both.
+    Factorised statevector method; shapes and contract as :func:`nisqdiff.circuits.simulate`.
     """
-    spec = get_spec(ansatz)
-    if inputs.dim() != 3 or inputs.shape[-1] != spec.n_qubits:
-        raise ValueError(f"{ansatz} inputs must be (C, B, {spec.n_qubits}), got {tuple(inputs.shape)}")
-    if weights.shape != (inputs.shape[0], spec.n_weights):
-        raise ValueError(f"{ansatz} weights must be ({inputs.shape[0]}, {spec.n_weights}), got {tuple(weights.shape)}")
-    weights = weights.to(inputs.dtype)
     c, b, n = inputs.shape
     half = inputs * 0.5
     zero = torch.zeros_like(half)

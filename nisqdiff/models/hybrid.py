@@ -44,7 +44,8 @@ class PatchCircuits(nn.Module):
         n, _, h, w = x.shape
         c, k = self.n_circuits, self.channels_per_circuit
         patches = x.reshape(n, c, k, h // 2, 2, w // 2, 2).permute(1, 0, 3, 5, 2, 4, 6)
-        out = self.executor(self.ansatz, patches.reshape(c, -1, 4 * k), self.weights)
+        with torch.autocast(x.device.type, enabled=False):  # circuits always simulate in fp32 / complex64
+            out = self.executor(self.ansatz, patches.reshape(c, -1, 4 * k).float(), self.weights.float())
         out = out.reshape(c, n, h // 2, w // 2, k, 2, 2).permute(1, 0, 4, 2, 5, 3, 6)
         return out.reshape(n, c * k, h, w)
 

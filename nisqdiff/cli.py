@@ -1,0 +1,220 @@
+"""The ``nisqdiff`` command line (typer): archs, train, sample, evaluate, bench."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum-hybrid diffusion U-Nets on simulators and NISQ devices.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def friendly_errors(fn):
+    """Turn the library's expected errors into one line on stderr and a non-zero exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .checkpoints import CheckpointError
+        from .data import DataError
+        from .training import TrainingError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
+            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table")):
+    """List the architectures: trainable parameters (against the paper), circuits, qubits per circuit."""
+    from .models import ARCHS, arch_summary
+
+    rows = [arch_summary(a) for a in ARCHS]
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r))
+        return
+    typer.echo(f"{'arch':<11} {'params':>9} {'paper':>9} {'diff':>6} {'circuits':>8} {'qubits':>7}")
+    for r in rows:
+        paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
+        diff = f"{r['params'] - r['paper_params']:+d}" if r["paper_params"] else "-"
+        qubits = "/".join(map(str, r["qubits"])) or "-"
+        typer.echo(f"{r['arch']:<11} {r['params']:>9,} {paper:>9} {diff:>6} {r['circuits']:>8} {qubits:>7}")
+    typer.echo("circuits: per image and forward pass at the vertex; quanv adds one circuit per 2x2 patch (49) at level 1.")
+
+
+@app.command()
+@friendly_errors
+def train(
+    arch: str = typer.Option("1hqconv", help="architecture (see `nisqdiff archs`)"),
+    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
+    epochs: float = typer.Option(20.0, help="epochs (passes over the training set)"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many optimiser steps"),
+    batch_size: int = typer.Option(128),
+    subset: Optional[int] = typer.Option(None, help="train on the first N images"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/train"), help="run directory"),
+    data_dir: Optional[Path] = typer.Option(None, help="folder with mnist/ and fashion-mnist/ IDX files"),
+    resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint"),
+    overwrite: bool = typer.Option(False, help="replace a run already in --out"),
+    init_from: Optional[Path] = typer.Option(None, help="classical checkpoint whose encoder/decoder to copy"),
+    freeze_classical: bool = typer.Option(False, help="train only the circuits (seed 002's transfer variant)"),
+    grid_images: int = typer.Option(16, help="EMA samples in each epoch's PNG grid (0: none)"),
+    amp: bool = typer.Option(True, help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits)"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+):
+    """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
+    import torch
+
+    from .training import TrainConfig, train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig(
+        arch=arch,
+        dataset=dataset,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        subset=subset,
+        seed=seed,
+        init_from=str(init_from) if init_from else None,
+        freeze_classical=freeze_classical,
+        grid_images=grid_images,
+        amp=amp,
+    )
+    record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite)
+    typer.echo(json.dumps(record))
+
+
+@app.command()
+@friendly_errors
+def sample(
+    checkpoint: Path = typer.Option(..., help="training checkpoint (its EMA weights are used)"),
+    num: int = typer.Option(64),
+    sampler: str = typer.Option("ddim", help="ddpm (1000 steps) or ddim"),
+    steps: int = typer.Option(50, help="DDIM steps"),
+    eta: float = typer.Option(0.0, help="DDIM eta (0 deterministic)"),
+    batch_size: int = typer.Option(256),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/samples")),
+    arch: Optional[str] = typer.Option(None, help="fail unless the checkpoint holds this architecture"),
+    device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
+):
+    """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint, model_from_checkpoint
+    from .sampling import sample_images, save_grid
+
+    ckpt = load_checkpoint(checkpoint, expect_arch=arch)
+    model = model_from_checkpoint(ckpt)
+    per_batch = 1000 if sampler == "ddpm" else steps
+    t0 = time.time()
+    with tqdm(total=per_batch * -(-num // batch_size), desc=f"sample {ckpt['arch']} {sampler}", unit="step") as bar:
+        images = sample_images(model, num, sampler, steps, eta, batch_size, seed, device, progress=bar.update)
+    wall = time.time() - t0
+    meta = {
+        "checkpoint": str(checkpoint),
+        "arch": ckpt["arch"],
+        "step": ckpt["step"],
+        "num": num,
+        "sampler": sampler,
+        "steps": 1000 if sampler == "ddpm" else steps,
+        "eta": eta if sampler == "ddim" else None,
+        "batch_size": batch_size,
+        "seed": seed,
+        "executor": "noiseless",
+        "wall_time_s": round(wall, 2),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save({"images": images, "meta": meta}, out / "samples.pt")
+    save_grid(images[:64], out / "samples.png")
+    atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
+    typer.echo(json.dumps(meta))
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    checkpoint: Optional[Path] = typer.Option(None, help="sample from this checkpoint, then evaluate"),
+    samples: Optional[Path] = typer.Option(None, help="samples.pt written by `nisqdiff sample`"),
+    num: int = typer.Option(7000, help="images to generate with --checkpoint (the paper: 7,000)"),
+    backbone: str = typer.Option("classifier", help="classifier (shipped, per dataset) or inception"),
+    inception_weights: Optional[Path] = typer.Option(None, help="TorchScript InceptionV3 (inception-2015-12-05.pt)"),
+    dataset: Optional[str] = typer.Option(None, help="reference dataset (default: the checkpoint's)"),
+    data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files"),
+    num_real: Optional[int] = typer.Option(None, help="first N training images as reference (default: all)"),
+    sampler: str = typer.Option("ddim"),
+    steps: int = typer.Option(50),
+    eta: float = typer.Option(0.0),
+    batch_size: int = typer.Option(256),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint)"),
+):
+    """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
+    import torch
+
+    from .checkpoints import atomic_write_text, load_checkpoint, model_from_checkpoint
+    from .data import load_images
+    from .metrics import compute_metrics
+    from .sampling import sample_images
+
+    if (checkpoint is None) == (samples is None):
+        raise ValueError("give exactly one of --checkpoint or --samples")
+    if samples is not None:
+        if not samples.is_file():
+            raise FileNotFoundError(f"samples file {samples} does not exist")
+        payload = torch.load(samples, map_location="cpu", weights_only=True)
+        images, meta = payload["images"], payload.get("meta", {})
+        ckpt_dataset = None
+        if meta.get("checkpoint") and Path(meta["checkpoint"]).is_file():
+            ckpt_dataset = load_checkpoint(meta["checkpoint"])["config"]["dataset"]
+        default_out = samples.with_name("metrics.json")
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        ckpt_dataset = ckpt["config"]["dataset"]
+        t0 = time.time()
+        images = sample_images(model_from_checkpoint(ckpt), num, sampler, steps, eta, batch_size, seed)
+        meta = {
+            "checkpoint": str(checkpoint), "arch": ckpt["arch"], "step": ckpt["step"], "num": num, "sampler": sampler,
+            "steps": 1000 if sampler == "ddpm" else steps, "eta": eta, "batch_size": batch_size, "seed": seed,
+            "executor": "noiseless", "wall_time_s": round(time.time() - t0, 2),
+        }  # fmt: skip
+        default_out = checkpoint.with_name("metrics_eval.json")
+    ref = dataset or ckpt_dataset or "mnist"
+    real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real)
+    result = compute_metrics(
+        images, real, backbone, ref, str(inception_weights) if inception_weights else None,
+        image_size=299 if backbone == "inception" else None,
+    )  # fmt: skip
+    result.update({"dataset": ref, "samples": meta})
+    atomic_write_text(out or default_out, json.dumps(result, indent=2) + "\n")
+    b = result["backbone"]["name"]
+    typer.echo(
+        f"FID[{b}] {result['fid']:.3f}  KID[{b}] {result['kid_mean']:.5f} +- {result['kid_std']:.5f}  "
+        f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
+        f"{ref} images) -> {out or default_out}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

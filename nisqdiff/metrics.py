@@ -1,0 +1,196 @@
+"""FID, KID and IS with torchmetrics on a recorded backbone (paper section 4.1).
+
+InceptionV3 weights cannot be downloaded everywhere, so the default backbone is a small classifier
+per dataset shipped with the package (``nisqdiff/backbones/<dataset>.pt``, trained by
+``scripts/train_backbone.py``, test accuracy in ``<dataset>.json``): its 128-d penultimate
+features feed FID and KID, its logits feed IS. ``inception`` uses a local TorchScript InceptionV3
+(NVlabs' ``inception-2015-12-05.pt``, as in StyleGAN2-ADA/clean-fid) given by path. Scores from
+different backbones are not comparable, so every result carries its backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BACKBONES = ("classifier", "inception")
+INCEPTION_ENV = "NISQDIFF_INCEPTION"
+
+
+class Classifier(nn.Module):
+    """Small CNN for 28x28 grey images: (N, 1, 28, 28) float in [-1, 1] -> logits (N, 10).
+
+    :meth:`features` gives the 128-d penultimate activations used for FID and KID.
+    """
+
+    num_features = 128
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+        )  # fmt: skip
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(128, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def _to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) in [0, 255] -> float (N, 1, H, W) in [-1, 1] (channels averaged)."""
+    x = images.float() / 127.5 - 1
+    return x.mean(1, keepdim=True) if x.shape[1] != 1 else x
+
+
+class ClassifierFeatures(nn.Module):
+    """torchmetrics feature extractor: uint8 images -> the classifier's penultimate features (N, 128)."""
+
+    def __init__(self, net: Classifier, logits: bool = False):
+        super().__init__()
+        self.net, self.logits = net.eval(), logits
+        self.num_features = 10 if logits else Classifier.num_features
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = _to_unit(images)
+        return self.net(x) if self.logits else self.net.features(x)
+
+
+class InceptionFeatures(nn.Module):
+    """torchmetrics feature extractor around NVlabs' TorchScript InceptionV3: uint8 (N, 3, H, W) ->
+    2048-d pool features, or (``logits=True``) log-probabilities over its 1008 classes for IS."""
+
+    def __init__(self, detector: torch.jit.ScriptModule, logits: bool = False):
+        super().__init__()
+        self.detector, self.logits = detector, logits
+        self.num_features = 1008 if logits else 2048
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1:
+            images = images.repeat(1, 3, 1, 1)  # grey repeated to 3 channels, as the paper does
+        if self.logits:
+            return self.detector(images, no_output_bias=True).clamp_min(1e-12).log()
+        return self.detector(images, return_features=True)
+
+
+def backbone_dir() -> Path:
+    return Path(str(resources.files("nisqdiff") / "backbones"))
+
+
+def load_classifier(dataset: str) -> tuple[Classifier, dict]:
+    """The shipped classifier for ``dataset`` and its record (test accuracy, training command, sha256)."""
+    folder = backbone_dir()
+    weights, info = folder / f"{dataset}.pt", folder / f"{dataset}.json"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no classifier backbone for {dataset} at {weights}; run scripts/train_backbone.py")
+    net = Classifier()
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    record = json.loads(info.read_text()) if info.is_file() else {}
+    return net.eval(), record
+
+
+def load_backbone(name: str, dataset: str, inception_path: str | None = None):
+    """(features module, logits module, description dict) for backbone ``name``.
+
+    ``classifier``: the shipped per-dataset CNN. ``inception``: a TorchScript InceptionV3 read from
+    ``inception_path`` or ``$NISQDIFF_INCEPTION`` (never downloaded). Raises ``ValueError`` for an
+    unknown backbone, ``FileNotFoundError`` when weights are missing.
+    """
+    if name == "classifier":
+        net, record = load_classifier(dataset)
+        desc = {"name": "classifier", "dataset": dataset, "features": 128, **{k: record.get(k) for k in ("test_accuracy", "sha256")}}
+        return ClassifierFeatures(net), ClassifierFeatures(net, logits=True), desc
+    if name == "inception":
+        path = inception_path or os.environ.get(INCEPTION_ENV)
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(
+                f"inception backbone needs local TorchScript weights (inception-2015-12-05.pt): pass --inception-weights "
+                f"PATH or set {INCEPTION_ENV}; got {path!r}"
+            )
+        detector = torch.jit.load(path, map_location="cpu").eval()
+        sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        desc = {"name": "inception", "weights": str(path), "sha256": sha, "features": 2048}
+        return InceptionFeatures(detector), InceptionFeatures(detector, logits=True), desc
+    raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) in [-1, 1] -> uint8 (N, 1, H, W)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def compute_metrics(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    backbone: str = "classifier",
+    dataset: str = "mnist",
+    inception_path: str | None = None,
+    kid_subset_size: int = 100,
+    kid_subsets: int = 100,
+    is_splits: int = 10,
+    batch_size: int = 500,
+    seed: int = 0,
+    image_size: int | None = None,
+) -> dict:
+    """FID, KID (mean, std) and IS (mean, std) of ``fake`` against ``real``, both (N, 1, 28, 28) in [-1, 1].
+
+    Uses torchmetrics' FrechetInceptionDistance, KernelInceptionDistance (``kid_subset_size`` 100 as
+    the paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor.
+    ``image_size`` resizes before the backbone (299 is customary for inception). Returns a dict with
+    the scores, the sample counts and the backbone description.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if len(fake) < 2 or len(real) < 2:
+        raise ValueError("need at least 2 fake and 2 real images for FID")
+    feats, logits, desc = load_backbone(backbone, dataset, inception_path)
+    torch.manual_seed(seed)
+    subset = min(kid_subset_size, len(fake), len(real))
+    fid = FrechetInceptionDistance(feature=feats, normalize=False)
+    kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False)
+    inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
+
+    def batches(images):
+        for i in range(0, len(images), batch_size):
+            x = to_uint8(images[i : i + batch_size])
+            if image_size:
+                x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear").round().to(torch.uint8)
+            yield x
+
+    for x in batches(real):
+        fid.update(x, real=True)
+        kid.update(x, real=True)
+    for x in batches(fake):
+        fid.update(x, real=False)
+        kid.update(x, real=False)
+        inc.update(x)
+    kid_mean, kid_std = kid.compute()
+    is_mean, is_std = inc.compute()
+    return {
+        "fid": float(fid.compute()),
+        "kid_mean": float(kid_mean),
+        "kid_std": float(kid_std),
+        "is_mean": float(is_mean),
+        "is_std": float(is_std),
+        "num_fake": len(fake),
+        "num_real": len(real),
+        "kid_subset_size": subset,
+        "is_splits": is_splits,
+        "backbone": desc,
+    }

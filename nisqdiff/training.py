@@ -1,0 +1,257 @@
+"""DDPM training with the paper's settings (SPEC.md): Adam, P2-weighted loss, EMA, checkpoints, resume.
+
+The batch of step s is a pure function of (seed, s): batches walk through a new random permutation
+of the training set each epoch, and the timesteps and noise of step s come from a generator seeded
+with (seed, s). A resumed run therefore reaches exactly the state of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import data
+from .checkpoints import FORMAT, atomic_save, atomic_write_text, load_checkpoint
+from .diffusion import GaussianDiffusion
+from .models import UNet, get_arch
+from .sampling import sample_images, save_grid
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or continue (existing run, non-finite loss, bad transfer source)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoint and ``config.json``)."""
+
+    arch: str = "classical"
+    dataset: str = "mnist"
+    epochs: float = 20.0
+    max_steps: int | None = None
+    batch_size: int = 128
+    subset: int | None = None
+    seed: int = 0
+    lr: float = 1e-3
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    adam_eps: float = 1e-8
+    ema_decay: float = 0.995
+    ema_update_after_step: int = 100
+    ema_update_every: int = 10
+    ema_inv_gamma: float = 1.0
+    ema_power: float = 2 / 3
+    init_from: str | None = None
+    freeze_classical: bool = False
+    amp: bool = True  # bf16 autocast for convolutions/matmuls; fp32 weights, loss and circuits
+    grid_images: int = 16
+    grid_ddim_steps: int = 25
+    extra: dict = field(default_factory=dict)
+
+    def total_steps(self, n_images: int) -> int:
+        """``max_steps`` if set, else ceil(epochs * N / batch) (9,375 for 20 epochs of 60k at 128)."""
+        return self.max_steps if self.max_steps is not None else math.ceil(self.epochs * n_images / self.batch_size)
+
+
+class EMA:
+    """Parameter EMA of SPEC.md (lucidrains' ema-pytorch schedule): every ``update_every`` steps,
+    copy while step <= ``update_after_step``, then ema = d * ema + (1 - d) * w with
+    d = clip(1 - (1 + n / inv_gamma)^-power, 0, decay), n = max(step - update_after_step - 1, 0)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+        self.cfg = cfg
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def decay(self, step: int) -> float:
+        n = max(step - self.cfg.ema_update_after_step - 1, 0)
+        value = 1 - (1 + n / self.cfg.ema_inv_gamma) ** -self.cfg.ema_power
+        return min(max(value, 0.0), self.cfg.ema_decay)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        """Call after optimiser step number ``step`` (1-based)."""
+        if step % self.cfg.ema_update_every:
+            return
+        params = list(model.parameters())
+        ema_params = list(self.model.parameters())
+        if step <= self.cfg.ema_update_after_step:
+            torch._foreach_copy_(ema_params, params)
+            return
+        d = self.decay(step)
+        torch._foreach_lerp_(ema_params, params, 1 - d)
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int, cache: dict) -> torch.Tensor:
+    """Indices of step ``step``'s batch: positions [step*B, (step+1)*B) of the concatenation of
+    per-epoch permutations (epoch e's permutation seeded by (seed, e)); ``cache`` keeps the last two."""
+    pos, end, parts = step * batch_size, (step + 1) * batch_size, []
+    while pos < end:
+        epoch = pos // n
+        if epoch not in cache:
+            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+            for old in [e for e in cache if e < epoch - 1]:
+                del cache[old]
+        take = min(end, (epoch + 1) * n) - pos
+        parts.append(cache[epoch][pos % n : pos % n + take])
+        pos += take
+    return torch.cat(parts)
+
+
+def _run_exists(out: Path) -> bool:
+    return (out / CHECKPOINT).exists() or (out / "config.json").exists()
+
+
+def transfer_from_classical(model: UNet, source: str, include_vertex: bool = False) -> list[str]:
+    """Copy the encoder and decoder of a trained ``classical`` checkpoint into ``model`` (its raw
+    training weights); the vertex keeps its fresh initialisation (SPEC.md "Transfer learning").
+    With ``include_vertex`` (the frozen variant of seed 002) the vertex's classical weights whose
+    names and shapes match are copied too. Returns the copied names; raises
+    :class:`~nisqdiff.checkpoints.CheckpointError` if ``source`` is not a classical checkpoint."""
+    ckpt = load_checkpoint(source, expect_arch="classical")
+    target = model.state_dict()
+    prefixes = model.encoder_decoder_prefixes() + (("mid_",) if include_vertex else ())
+    copied = []
+    for name, value in ckpt["model"].items():
+        if name.startswith(prefixes) and name in target and target[name].shape == value.shape:
+            target[name] = value.clone()
+            copied.append(name)
+    model.load_state_dict(target)
+    return copied
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    data_dir: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Train ``cfg.arch`` and write checkpoints, sample grids and metrics into ``out_dir``.
+
+    Writes, each epoch and at the end: ``checkpoint.pt`` (atomic; architecture and configuration,
+    model and EMA weights, optimiser state, step, RNG state), ``samples_stepN.png`` (EMA, DDIM) and
+    one JSON line in ``metrics.jsonl``. Returns the last metrics record. Raises
+    :class:`TrainingError` if ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is
+    set, or if the loss becomes non-finite (the last good checkpoint is kept);
+    ``ValueError``/:class:`~nisqdiff.data.DataError` for bad names or data.
+    """
+    out = Path(out_dir)
+    if resume:
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
+        if cfg.arch != stored.arch:
+            raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
+        stored.epochs, stored.max_steps = cfg.epochs, cfg.max_steps
+        cfg = stored
+    elif _run_exists(out) and not overwrite:
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    get_arch(cfg.arch)
+    data.check_dataset(cfg.dataset)
+    images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
+    n = images.shape[0]
+    if n < cfg.batch_size:
+        raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n} training images; lower --batch-size")
+
+    torch.manual_seed(cfg.seed)
+    model = UNet(cfg.arch)
+    if cfg.init_from and not resume:
+        transfer_from_classical(model, cfg.init_from, include_vertex=cfg.freeze_classical)
+    if cfg.freeze_classical:
+        circuit_params = {id(c.weights) for c in model.circuits()}
+        if not circuit_params:
+            raise TrainingError(f"--freeze-classical leaves nothing to train: '{cfg.arch}' has no circuits")
+        for p in model.parameters():
+            p.requires_grad_(id(p) in circuit_params)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    ema = EMA(model, cfg)
+    step, wall_offset = 0, 0.0
+    if resume:
+        model.load_state_dict(ckpt["model"])
+        ema.model.load_state_dict(ckpt["ema"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, wall_offset = ckpt["step"], ckpt["wall_time"]
+        torch.set_rng_state(ckpt["rng_state"])
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / METRICS).unlink(missing_ok=True)
+        atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+
+    diffusion = GaussianDiffusion()
+    total = cfg.total_steps(n)
+    perm_cache: dict = {}
+    t0 = time.time() - wall_offset
+    losses: list[float] = []
+    record: dict = {}
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}", disable=not show_progress, unit="step")
+    last_tick = time.time()
+    model.train()
+    while step < total:
+        idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            loss = diffusion.loss(model, images[idx], gen)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingError(
+                f"loss became {loss.item()} at step {step + 1}; stopped, last good checkpoint kept in {out / CHECKPOINT}"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        ema.update(model, step)
+        losses.append(loss.item())
+        now = time.time()
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", img_s=f"{cfg.batch_size / max(now - last_tick, 1e-9):.0f}")
+        last_tick = now
+        bar.update(1)
+        epoch_end = (step * cfg.batch_size) // n > ((step - 1) * cfg.batch_size) // n
+        if epoch_end or step == total:
+            wall = time.time() - t0
+            record = {
+                "step": step,
+                "epoch": round(step * cfg.batch_size / n, 4),
+                "loss": sum(losses) / len(losses),
+                "wall_time": round(wall, 2),
+                "images_per_s": round(len(losses) * cfg.batch_size / max(wall - wall_offset, 1e-9), 1),
+            }
+            _save(out, cfg, model, ema, opt, step, wall, record)
+            wall_offset, losses = wall, []
+            model.train()
+    bar.close()
+    return record
+
+
+def _save(out: Path, cfg: TrainConfig, model, ema: EMA, opt, step: int, wall: float, record: dict) -> None:
+    atomic_save(
+        {
+            "format": FORMAT,
+            "arch": cfg.arch,
+            "arch_config": asdict(get_arch(cfg.arch)),
+            "config": asdict(cfg),
+            "model": model.state_dict(),
+            "ema": ema.model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "wall_time": wall,
+            "rng_state": torch.get_rng_state(),
+            "metrics": record,
+        },
+        out / CHECKPOINT,
+    )
+    if cfg.grid_images:
+        grid = sample_images(ema.model, cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0)
+        save_grid(grid, out / f"samples_step{step:06d}.png")
+    with open(out / METRICS, "a") as fh:
+        fh.write(json.dumps(record) + "\n")

@@ -1,0 +1,91 @@
+"""Benchmark one training step (batch 128) and one sampling forward (batch 256) per architecture.
+
+    python scripts/bench_train.py                     # all architectures, bf16 autocast as `nisqdiff train`
+    python scripts/bench_train.py --no-amp --archs classical,1hqconv --repeats 7
+
+Prints, per architecture, the median seconds of a training step (forward, backward, Adam, EMA
+update) and of a sampling forward (EMA model, no grad, fp32), each as a ratio to `classical`
+measured in the same run, and the time a 20-epoch run (9,375 steps) would take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from nisqdiff.diffusion import GaussianDiffusion
+from nisqdiff.models import ARCHS, UNet
+from nisqdiff.training import EMA, TrainConfig
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: int) -> dict:
+    torch.manual_seed(0)
+    model = UNet(arch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    ema = EMA(model, TrainConfig())
+    diffusion = GaussianDiffusion()
+    x = torch.rand(train_batch, 1, 28, 28) * 2 - 1
+
+    def train_step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss = diffusion.loss(model, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model, 110)  # a step on which the EMA really updates
+
+    xs = torch.randn(sample_batch, 1, 28, 28)
+    ts = torch.full((sample_batch,), 500)
+
+    def sample_forward():
+        with torch.no_grad():
+            ema.model(xs, ts)
+
+    return {"arch": arch, "train_step_s": median_time(train_step, repeats), "sample_forward_s": median_time(sample_forward, repeats)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", default=",".join(ARCHS))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--sample-batch", type=int, default=256)
+    ap.add_argument("--no-amp", action="store_true", help="fp32 throughout (training default is bf16 autocast)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    archs = args.archs.split(",")
+    if "classical" not in archs:
+        archs.insert(0, "classical")
+    rows = [bench(a, not args.no_amp, args.repeats, args.train_batch, args.sample_batch) for a in archs]
+    base = rows[0]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
+    print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'sample s':>9} {'ratio':>6} {'20 epochs':>10}")
+    for r in rows:
+        r["train_ratio"] = r["train_step_s"] / base["train_step_s"]
+        r["sample_ratio"] = r["sample_forward_s"] / base["sample_forward_s"]
+        r["twenty_epochs_h"] = r["train_step_s"] * 9375 / 3600
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(
+                f"{r['arch']:<11} {r['train_step_s']:>8.3f} {r['train_ratio']:>5.2f}x {r['sample_forward_s']:>9.3f} "
+                f"{r['sample_ratio']:>5.2f}x {r['twenty_epochs_h']:>9.1f}h"
+            )
+
+
+if __name__ == "__main__":
+    main()

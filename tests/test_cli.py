@@ -1,0 +1,82 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from nisqdiff.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def classical_ckpt(tmp_path_factory):
+    import os
+    from pathlib import Path
+
+    data = Path(os.environ.get("NISQDIFF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    out = tmp_path_factory.mktemp("cli") / "run"
+    res = run("train", "--arch", "classical", "--max-steps", 2, "--subset", 32, "--batch-size", 16,
+              "--data-dir", data, "--out", out, "--grid-images", 4)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (out / "metrics.jsonl").is_file() and list(out.glob("samples_step*.png"))
+    return out / "checkpoint.pt"
+
+
+def test_archs_table():
+    res = run("archs")
+    assert res.exit_code == 0
+    assert "483,321" in res.output and "475,329" in res.output and "-476" in res.output
+
+
+def test_unknown_arch_lists_valid_names(data_dir, tmp_path):
+    res = run("train", "--arch", "5hqconv", "--data-dir", data_dir, "--out", tmp_path / "r")
+    assert res.exit_code != 0
+    assert "unknown architecture '5hqconv'" in res.output and "classical, 1hqconv" in res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_dataset(data_dir, tmp_path):
+    res = run("train", "--dataset", "cifar10", "--data-dir", data_dir, "--out", tmp_path / "r")
+    assert res.exit_code != 0 and "valid names: mnist, fashion-mnist" in res.output
+
+
+def test_missing_data_names_places(tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    res = run("train", "--arch", "classical", "--data-dir", empty, "--out", tmp_path / "r")
+    assert res.exit_code != 0 and str(empty) in res.output and "--data-dir ../shared/data" in res.output
+
+
+def test_sample_and_evaluate(classical_ckpt, tmp_path, data_dir):
+    out = tmp_path / "s"
+    res = run("sample", "--checkpoint", classical_ckpt, "--num", 6, "--steps", 2, "--batch-size", 4, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert (out / "samples.png").is_file() and json.loads((out / "samples.json").read_text())["num"] == 6
+    res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, "--num-real", 200)
+    assert res.exit_code == 0, res.output
+    assert "FID[classifier]" in res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backbone"]["name"] == "classifier" and metrics["samples"]["sampler"] == "ddim"
+
+
+def test_checkpoint_of_another_arch_names_both(classical_ckpt, tmp_path):
+    res = run("sample", "--checkpoint", classical_ckpt, "--arch", "1hqconv", "--out", tmp_path / "s")
+    assert res.exit_code != 0 and "'classical'" in res.output and "'1hqconv'" in res.output
+
+
+def test_existing_run_needs_resume_or_overwrite(classical_ckpt, data_dir):
+    before = classical_ckpt.read_bytes()
+    res = run("train", "--arch", "classical", "--max-steps", 1, "--data-dir", data_dir, "--out", classical_ckpt.parent)
+    assert res.exit_code != 0 and "--resume" in res.output and "--overwrite" in res.output
+    assert classical_ckpt.read_bytes() == before
+
+
+def test_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "x.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    res = run("sample", "--checkpoint", bogus)
+    assert res.exit_code != 0 and "unreadable or corrupt" in res.output

@@ -1,0 +1,52 @@
+import torch
+
+from nisqdiff.models import ARCHS, UNet, arch_summary, count_parameters
+
+EXPECTED = {
+    "classical": 483_321,
+    "1hqconv": 475_329,
+    "7hqconv": 440_985,
+    "fullhqconv": 429_993,
+    "1fqconv": 475_281,
+    "7fqconv": 440_649,
+    "fullfqconv": 429_369,
+    "quanv": 473_817,
+}
+
+
+def test_parameter_counts_match_spec():
+    assert set(ARCHS) == set(EXPECTED)
+    for name, count in EXPECTED.items():
+        assert count_parameters(UNet(name)) == count, name
+
+
+def test_circuit_counts():
+    assert arch_summary("1hqconv")["circuits"] == 4
+    assert arch_summary("7fqconv")["circuits"] == 28
+    full = arch_summary("fullhqconv")
+    assert full["circuits"] == 56 and full["qubits"] == [4, 12]  # 2 blocks x 2 convs x (13 + 1 Basic)
+    assert arch_summary("quanv")["circuits"] == 8
+
+
+def test_forward_shapes_and_gradients_reach_circuits():
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 900])
+    for name in ("classical", "1hqconv", "quanv", "fullfqconv"):
+        model = UNet(name)
+        y = model(x, t)
+        assert y.shape == (2, 1, 28, 28)
+        y.square().mean().backward()
+        for circ in model.circuits():
+            assert circ.weights.grad is not None and circ.weights.grad.abs().sum() > 0, name
+
+
+def test_executor_is_the_only_path_to_circuits():
+    model = UNet("1hqconv")
+    calls = []
+
+    def recording(ansatz, inputs, weights):
+        calls.append((ansatz, tuple(inputs.shape), tuple(weights.shape)))
+        return torch.zeros_like(inputs)
+
+    model.set_executor(recording)
+    model(torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3]))
+    assert calls == [("hqconv", (1, 3, 12), (1, 84))] * 4

@@ -1,0 +1,134 @@
+import json
+
+import pytest
+import torch
+
+from nisqdiff.checkpoints import load_checkpoint
+from nisqdiff.diffusion import GaussianDiffusion
+from nisqdiff.models import UNet
+from nisqdiff.training import EMA, TrainConfig, TrainingError, train, transfer_from_classical
+
+
+def _cfg(**kw):
+    base = dict(arch="1fqconv", subset=64, batch_size=16, max_steps=3, grid_images=0, ema_update_every=1, ema_update_after_step=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _fixed_loss(model, images):
+    with torch.no_grad():
+        return GaussianDiffusion().loss(model, images, torch.Generator().manual_seed(123)).item()
+
+
+def test_hybrid_training_lowers_loss(data_dir, tmp_path):
+    from nisqdiff.data import load_images
+
+    images, _ = load_images("mnist", "train", data_dir, subset=128)
+    torch.manual_seed(0)
+    before = _fixed_loss(UNet("1hqconv"), images)
+    train(_cfg(arch="1hqconv", subset=128, max_steps=40), tmp_path / "run", data_dir, show_progress=False)
+    model = UNet("1hqconv")
+    model.load_state_dict(load_checkpoint(tmp_path / "run" / "checkpoint.pt")["model"])
+    after = _fixed_loss(model, images)
+    assert after < 0.6 * before, (before, after)
+
+
+def test_resume_equals_uninterrupted(data_dir, tmp_path):
+    train(_cfg(max_steps=6), tmp_path / "straight", data_dir, show_progress=False)
+    train(_cfg(max_steps=3), tmp_path / "split", data_dir, show_progress=False)
+    train(_cfg(max_steps=6), tmp_path / "split", data_dir, resume=True, show_progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["exp_avg"], pb["exp_avg"])
+    lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [3, 4, 6]
+
+
+def test_transfer_copies_exactly_encoder_and_decoder(data_dir, tmp_path):
+    train(_cfg(arch="classical", max_steps=2), tmp_path / "cls", data_dir, show_progress=False)
+    source = load_checkpoint(tmp_path / "cls" / "checkpoint.pt")["model"]
+    for arch in ("1hqconv", "classical"):
+        torch.manual_seed(7)
+        fresh = UNet(arch).state_dict()
+        torch.manual_seed(7)
+        model = UNet(arch)
+        copied = transfer_from_classical(model, tmp_path / "cls" / "checkpoint.pt")
+        state = model.state_dict()
+        outside = [n for n in state if not n.startswith("mid_")]
+        assert sorted(copied) == sorted(outside)
+        for name in outside:
+            assert torch.equal(state[name], source[name])
+        for name in state:
+            if name.startswith("mid_"):
+                assert torch.equal(state[name], fresh[name])  # vertex freshly initialised
+        assert any(not torch.equal(state[n], source[n]) for n in state if n.startswith("mid_") and n in source)
+
+
+def test_transfer_from_hybrid_checkpoint_names_both(data_dir, tmp_path):
+    train(_cfg(max_steps=1), tmp_path / "fq", data_dir, show_progress=False)
+    with pytest.raises(Exception, match="'1fqconv', expected 'classical'"):
+        transfer_from_classical(UNet("1hqconv"), tmp_path / "fq" / "checkpoint.pt")
+
+
+def test_freeze_classical_trains_only_circuits(data_dir, tmp_path):
+    train(_cfg(arch="classical", max_steps=1), tmp_path / "cls", data_dir, show_progress=False)
+    cfg = _cfg(max_steps=2, init_from=str(tmp_path / "cls" / "checkpoint.pt"), freeze_classical=True)
+    train(cfg, tmp_path / "frozen", data_dir, show_progress=False)
+    torch.manual_seed(cfg.seed)
+    start = UNet("1fqconv")
+    transfer_from_classical(start, tmp_path / "cls" / "checkpoint.pt", include_vertex=True)
+    end = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt")["model"]
+    for name, value in start.state_dict().items():
+        if name.endswith("circuits.weights"):
+            assert not torch.equal(value, end[name]), name
+        else:
+            assert torch.equal(value, end[name]), name
+
+
+def test_existing_run_is_not_overwritten(data_dir, tmp_path):
+    train(_cfg(max_steps=1), tmp_path / "run", data_dir, show_progress=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(TrainingError, match="--resume.*--overwrite"):
+        train(_cfg(max_steps=1), tmp_path / "run", data_dir, show_progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    with pytest.raises(TrainingError, match="--arch classical given but the run .* trains '1fqconv'"):
+        train(_cfg(arch="classical", max_steps=2), tmp_path / "run", data_dir, resume=True, show_progress=False)
+    train(_cfg(max_steps=1, seed=3), tmp_path / "run", data_dir, overwrite=True, show_progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["config"]["seed"] == 3
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path, monkeypatch):
+    real_loss = GaussianDiffusion.loss
+    calls = {"n": 0}
+
+    def flaky(self, model, x0, generator=None):
+        calls["n"] += 1
+        loss = real_loss(self, model, x0, generator)
+        return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(GaussianDiffusion, "loss", flaky)
+    with pytest.raises(TrainingError, match="loss became nan at step 6"):
+        train(_cfg(max_steps=10), tmp_path / "run", data_dir, show_progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["step"] == 4  # the epoch-end checkpoint (64 images / 16 per batch)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_ema_schedule():
+    cfg = TrainConfig()
+    ema = EMA(torch.nn.Linear(2, 2), cfg)
+    assert ema.decay(100) == 0 and ema.decay(101) == 0
+    assert abs(ema.decay(111) - (1 - 11 ** (-2 / 3))) < 1e-12
+    assert ema.decay(10**6) == 0.995
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, 9)  # not a multiple of 10: nothing
+    assert not torch.equal(ema.model.weight, model.weight)
+    ema.update(model, 10)  # within the first 100 steps: copy
+    assert torch.equal(ema.model.weight, model.weight)
