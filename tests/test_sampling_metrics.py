@@ -18,9 +18,14 @@ def test_sampling_shapes_range_and_seed():
         sample_images(model, 1, "euler")
 
 
+class Zero(torch.nn.Module):
+    def forward(self, x, t):
+        return torch.zeros_like(x)
+
+
 def test_ddpm_runs_all_steps():
     steps = []
-    out = sample_images(lambda x, t: torch.zeros_like(x), 2, "ddpm", progress=lambda: steps.append(1))
+    out = sample_images(Zero(), 2, "ddpm", progress=lambda: steps.append(1))
     assert out.shape == (2, 1, 28, 28) and len(steps) == 1000
 
 
@@ -60,7 +65,7 @@ def test_inception_backbone_from_local_torchscript(tmp_path, data_dir):
     feats, logits, desc = load_backbone("inception", "mnist", str(path))
     assert desc["name"] == "inception" and desc["weights"] == str(path) and len(desc["sha256"]) == 64
     real, _ = load_images("mnist", "train", data_dir, subset=60)
-    res = compute_metrics(real[:30], real[30:], "inception", inception_path=str(path), kid_subsets=5, image_size=56)
+    res = compute_metrics(real[:30], real[30:], "inception", inception_path=str(path), kid_subsets=5)
     assert res["fid"] >= 0 and res["backbone"]["name"] == "inception" and res["is_mean"] >= 1
     with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt"):
         load_backbone("inception", "mnist", str(tmp_path / "missing.pt"))

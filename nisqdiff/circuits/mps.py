@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 
 from .ansatz import Gate, get_spec
-from .simulator import _rotation, _z_signs, apply, block_matrices, fuse, gate_matrix
+from .simulator import _rotation, _z_signs, block_matrices, embed, encode, fuse, gate_matrix
 
 
 @lru_cache(maxsize=None)
@@ -46,16 +46,6 @@ def _target_rotation(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
     return _rotation(gate.name[-2:], gate.scale * weights[:, gate.weight])
 
 
-def embed(mat: torch.Tensor, qubits: tuple[int, ...], space: tuple[int, ...]) -> torch.Tensor:
-    """Lift ``mat`` (C, 2^q, 2^q) acting on ``qubits`` to (C, 2^k, 2^k) on ``space`` (canonical order)."""
-    d = 2 ** len(space)
-    cols = torch.eye(d, dtype=mat.dtype, device=mat.device).expand(mat.shape[0], d, d)
-    cols, order = apply(cols, list(space), mat, qubits)
-    k = len(space)
-    back = [0, 1] + [2 + order.index(q) for q in space]
-    return cols.reshape(-1, d, *([2] * k)).permute(back).reshape(-1, d, d).transpose(-1, -2)
-
-
 def _local(site: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
     """site (C, B, Dl, Dr, P) times a (C, P, P) matrix on its physical axis."""
     c, b, dl, dr, p = site.shape
@@ -69,7 +59,7 @@ def _controlled(sites: list, groups, where, ctrl: int, tgt: int, rot: torch.Tens
     k = len(groups[s])
     bit = ((torch.arange(2**k, device=ts.device) >> (k - 1 - groups[s].index(ctrl))) & 1).to(ts.real.dtype)
     halves = torch.stack([ts * (1 - bit), ts * bit], dim=-2)  # (C, B, Dl, Dr, 2, P)
-    pair = torch.stack([tt, _local(tt, embed(rot, (tgt,), groups[t]))], dim=-2)
+    pair = torch.stack([tt, _local(tt, embed([(rot, (tgt,))], groups[t]))], dim=-2)
     c, b = ts.shape[:2]
     if s < t:  # the control bit becomes the fastest index of the s|t bond
         sites[s] = halves.reshape(c, b, ts.shape[2], ts.shape[3] * 2, -1)
@@ -128,9 +118,7 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
     groups = [tuple(g) for g in spec.groups]
     where = {q: i for i, g in enumerate(groups) for q in g}
     c, b, n = inputs.shape
-    half = inputs * 0.5
-    zero = torch.zeros_like(half)
-    single = torch.stack([torch.complex(torch.cos(half), zero), torch.complex(zero, -torch.sin(half))], -1)
+    single = encode(inputs)
     sites = []
     for g in groups:  # product state of each group, (C, B, 1, 1, 2^k), qubits in group order
         amp = single[:, :, g[0], :]
@@ -141,7 +129,7 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
         owners = {where[q] for q in block.qubits}
         if len(owners) == 1:
             s = owners.pop()
-            sites[s] = _local(sites[s], embed(mat, block.qubits, groups[s]))
+            sites[s] = _local(sites[s], embed([(mat, block.qubits)], groups[s]))
             continue
         run = None  # (ctrl, tgt, accumulated 2x2) for consecutive controlled gates on one pair
         for gate in block.gates:
@@ -150,7 +138,7 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
                     _controlled(sites, groups, where, *run)
                     run = None
                 s = where[gate.wires[0]]
-                sites[s] = _local(sites[s], embed(gate_matrix(gate, weights), gate.wires, groups[s]))
+                sites[s] = _local(sites[s], embed([(gate_matrix(gate, weights), gate.wires)], groups[s]))
                 continue
             rot = _target_rotation(gate, weights)
             if run and run[:2] == gate.wires:

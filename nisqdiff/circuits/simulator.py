@@ -105,22 +105,29 @@ def apply(state: torch.Tensor, order: list[int], mat: torch.Tensor, qubits: tupl
     return state.reshape(c, r, dim), [order[i] for i in rest] + list(qubits)
 
 
+def embed(ops: list[tuple[torch.Tensor, tuple[int, ...]]], space: tuple[int, ...]) -> torch.Tensor:
+    """One matrix on ``space`` (canonical order) for a sequence of ``(mat (C, d, d), qubits)`` applied
+    in order: (C, 2^k, 2^k), differentiable in the matrices."""
+    d, k = 2 ** len(space), len(space)
+    cols = torch.eye(d, dtype=ops[0][0].dtype, device=ops[0][0].device).expand(ops[0][0].shape[0], d, d)
+    order = list(space)
+    for mat, qubits in ops:  # rows of ``cols`` are the images of the basis states
+        cols, order = apply(cols, order, mat, qubits)
+    back = [0, 1] + [2 + order.index(q) for q in space]
+    return cols.reshape(-1, d, *([2] * k)).permute(back).reshape(-1, d, d).transpose(-1, -2)
+
+
 def block_matrices(ansatz: str, weights: torch.Tensor) -> list[torch.Tensor]:
     """Dense matrix of every fused block: weights (C, n_weights) -> list of (C, 2^k, 2^k) complex,
     rows and columns in the block's qubit order (differentiable in the weights)."""
-    cdtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
-    mats = []
-    for block in fuse(ansatz):
-        d = 2 ** len(block.qubits)
-        cols = torch.eye(d, dtype=cdtype, device=weights.device).expand(weights.shape[0], d, d)
-        order = list(block.qubits)
-        for gate in block.gates:  # rows of ``cols`` are images of the basis states
-            cols, order = apply(cols, order, gate_matrix(gate, weights), gate.wires)
-        k = len(order)
-        back = [0, 1] + [2 + order.index(q) for q in block.qubits]
-        cols = cols.reshape(-1, d, *([2] * k)).permute(back).reshape(-1, d, d)
-        mats.append(cols.transpose(-1, -2))
-    return mats
+    return [embed([(gate_matrix(g, weights), g.wires) for g in b.gates], b.qubits) for b in fuse(ansatz)]
+
+
+def encode(inputs: torch.Tensor) -> torch.Tensor:
+    """RX(x)|0> for every angle: inputs (C, B, n) real -> (C, B, n, 2) complex [cos(x/2), -i sin(x/2)]."""
+    half = inputs * 0.5
+    zero = torch.zeros_like(half)
+    return torch.stack([torch.complex(torch.cos(half), zero), torch.complex(zero, -torch.sin(half))], -1)
 
 
 @lru_cache(maxsize=None)
@@ -137,9 +144,7 @@ def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tenso
     Factorised statevector method; shapes and contract as :func:`nisqdiff.circuits.simulate`.
     """
     c, b, n = inputs.shape
-    half = inputs * 0.5
-    zero = torch.zeros_like(half)
-    single = torch.stack([torch.complex(torch.cos(half), zero), torch.complex(zero, -torch.sin(half))], -1)
+    single = encode(inputs)
     factors: dict[int, tuple[list[int], torch.Tensor]] = {q: ([q], single[:, :, q, :]) for q in range(n)}
     owner = {q: q for q in range(n)}
     for block, mat in zip(fuse(ansatz), block_matrices(ansatz, weights)):
