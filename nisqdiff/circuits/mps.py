@@ -109,10 +109,31 @@ def _marginals(sites: list) -> list[torch.Tensor]:
     return probs
 
 
+def _open_density(sites: list, groups, open_qubits: list[tuple[int, ...]]) -> torch.Tensor:
+    """Reduced density matrix of the chosen qubits (``open_qubits[i]`` of site i, in group order):
+    (C, B, d, d) with d = 2^(number of open qubits), rows in site-then-group order."""
+    c, b = sites[0].shape[:2]
+    acc = torch.ones(c, b, 1, 1, 1, 1, dtype=sites[0].dtype, device=sites[0].device)  # (l, l', o, o')
+    for site, group, opened in zip(sites, groups, open_qubits):
+        k, dl, dr = len(group), site.shape[2], site.shape[3]
+        keep = [group.index(q) for q in opened]
+        rest = [i for i in range(k) if i not in keep]
+        t = site.reshape(c, b, dl, dr, *([2] * k)).permute(0, 1, 2, 3, *(4 + i for i in keep + rest))
+        t = t.reshape(c, b, dl, dr, 2 ** len(keep), 2 ** len(rest))
+        x = torch.einsum("cblrox,cbmsqx->cblmrsoq", t, t.conj())
+        acc = torch.einsum("cblmij,cblmrsoq->cbrsiojq", acc, x)
+        d = acc.shape[-4] * acc.shape[-3]
+        acc = acc.reshape(c, b, dr, dr, d, d)
+    return acc.reshape(c, b, acc.shape[-2], acc.shape[-1])
+
+
 def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
 
-    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`.
+    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. When
+    the last block crosses groups (HQConv's final B block), it is not applied to the state: Z on the
+    qubits it does not touch is read from the state before it, and for its own qubits
+    <Z_q> = Tr(rho F^dagger Z_q F) with rho their reduced density matrix -- half the bond size.
     """
     spec = get_spec(ansatz)
     groups = [tuple(g) for g in spec.groups]
@@ -125,7 +146,11 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
         for q in g[1:]:
             amp = (amp.unsqueeze(-1) * single[:, :, q, :].unsqueeze(-2)).reshape(c, b, -1)
         sites.append(amp.reshape(c, b, 1, 1, -1))
-    for block, mat in zip(fuse(ansatz), block_matrices(ansatz, weights)):
+    blocks, mats = fuse(ansatz), block_matrices(ansatz, weights)
+    final = None
+    if len({where[q] for q in blocks[-1].qubits}) > 1 and len(blocks[-1].qubits) <= 4:
+        final, blocks, mats = (blocks[-1], mats[-1]), blocks[:-1], mats[:-1]
+    for block, mat in zip(blocks, mats):
         owners = {where[q] for q in block.qubits}
         if len(owners) == 1:
             s = owners.pop()
@@ -152,4 +177,17 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
     cols = [p @ _z_signs(len(g), str(p.device), p.dtype) for p, g in zip(_marginals(sites), groups)]
     out = torch.cat(cols, -1)
     order = torch.tensor([q for g in groups for q in g], device=out.device)
-    return out[..., torch.argsort(order)]
+    out = out[..., torch.argsort(order)]
+    if final is None:
+        return out
+    block, mat = final
+    opened = [tuple(q for q in g if q in block.qubits) for g in groups]
+    space = tuple(q for o in opened for q in o)
+    f = embed([(mat, block.qubits)], space)  # (C, d, d) on the open qubits
+    rho = _open_density(sites, groups, opened)  # (C, B, d, d)
+    signs = _z_signs(len(space), str(f.device), out.dtype).to(f.dtype)  # (d, k)
+    # <Z_q> = sum_ij rho[i, j] (F^dagger Z_q F)[j, i]
+    obs = torch.einsum("caj,ak,cai->ckji", f.conj(), signs, f)  # (C, k, d, d): [k, j, i] = O_k[j, i]
+    final_z = torch.einsum("cbij,ckji->cbk", rho, obs).real
+    cols = [out[..., q] if q not in space else final_z[..., space.index(q)] for q in range(n)]
+    return torch.stack(cols, -1)

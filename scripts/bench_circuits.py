@@ -1,0 +1,56 @@
+"""Circuit simulation speed: our methods against PennyLane's default.qubit, forward + backward.
+
+    python scripts/bench_circuits.py                 # 512 circuits per call (one 1hqconv training step)
+    python scripts/bench_circuits.py --batch 6272    # one quanv convolution (49 patches x 128 images)
+
+Prints, per ansatz and method, the median seconds of one call on ``--batch`` inputs (one set of
+weights) including the backward pass to inputs and weights, and microseconds per circuit.
+PennyLane runs with backprop and parameter broadcasting (its fastest differentiable torch path here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from nisqdiff.circuits import ANSATZE, simulate
+from nisqdiff.circuits.mps import supports
+from nisqdiff.circuits.reference import pennylane_qnode
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-pennylane", action="store_true")
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, float32/complex64")
+    print(f"{'ansatz':<7} {'method':<12} {'seconds':>8} {'us/circuit':>11}")
+    for ansatz, spec in ANSATZE.items():
+        x = (torch.rand(1, args.batch, spec.n_qubits) * 2 - 1).requires_grad_()
+        w = torch.rand(1, spec.n_weights).requires_grad_()
+        methods = ["statevector"] + (["chain"] if supports(ansatz) else [])
+        runs = {m: (lambda m=m: simulate(ansatz, x, w, method=m).sum().backward()) for m in methods}
+        if not args.no_pennylane:
+            qnode = pennylane_qnode(ansatz)
+            runs["pennylane"] = lambda: qnode(x[0], w[0]).sum().backward()
+        for name, fn in runs.items():
+            sec = timed(fn, args.repeats)
+            print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")
+
+
+if __name__ == "__main__":
+    main()
