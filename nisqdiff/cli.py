@@ -61,7 +61,7 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 def train(
     arch: str = typer.Option("1hqconv", help="architecture (see `nisqdiff archs`)"),
     dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
-    epochs: float = typer.Option(20.0, help="epochs (passes over the training set)"),
+    epochs: Optional[float] = typer.Option(None, help="epochs (passes over the training set) [default: 20, or the resumed run's]"),
     max_steps: Optional[int] = typer.Option(None, help="stop after this many optimiser steps"),
     batch_size: int = typer.Option(128),
     subset: Optional[int] = typer.Option(None, help="train on the first N images"),
@@ -100,6 +100,33 @@ def train(
     typer.echo(json.dumps(record))
 
 
+def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, seed, device="cpu"):
+    """Sample with the checkpoint's EMA weights under a progress bar; returns (images, metadata)."""
+    from tqdm import tqdm
+
+    from .checkpoints import model_from_checkpoint
+    from .sampling import sample_images
+
+    per_batch = 1000 if sampler == "ddpm" else steps
+    t0 = time.time()
+    with tqdm(total=per_batch * -(-num // batch_size), desc=f"sample {ckpt['arch']} {sampler}", unit="step") as bar:
+        images = sample_images(model_from_checkpoint(ckpt), num, sampler, steps, eta, batch_size, seed, device, bar.update)
+    meta = {
+        "checkpoint": str(checkpoint),
+        "arch": ckpt["arch"],
+        "step": ckpt["step"],
+        "num": num,
+        "sampler": sampler,
+        "steps": per_batch,
+        "eta": eta if sampler == "ddim" else None,
+        "batch_size": batch_size,
+        "seed": seed,
+        "executor": "noiseless",
+        "wall_time_s": round(time.time() - t0, 2),
+    }
+    return images, meta
+
+
 @app.command()
 @friendly_errors
 def sample(
@@ -115,32 +142,11 @@ def sample(
     device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
-    import torch
-    from tqdm import tqdm
-
-    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint, model_from_checkpoint
-    from .sampling import sample_images, save_grid
+    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint
+    from .sampling import save_grid
 
     ckpt = load_checkpoint(checkpoint, expect_arch=arch)
-    model = model_from_checkpoint(ckpt)
-    per_batch = 1000 if sampler == "ddpm" else steps
-    t0 = time.time()
-    with tqdm(total=per_batch * -(-num // batch_size), desc=f"sample {ckpt['arch']} {sampler}", unit="step") as bar:
-        images = sample_images(model, num, sampler, steps, eta, batch_size, seed, device, progress=bar.update)
-    wall = time.time() - t0
-    meta = {
-        "checkpoint": str(checkpoint),
-        "arch": ckpt["arch"],
-        "step": ckpt["step"],
-        "num": num,
-        "sampler": sampler,
-        "steps": 1000 if sampler == "ddpm" else steps,
-        "eta": eta if sampler == "ddim" else None,
-        "batch_size": batch_size,
-        "seed": seed,
-        "executor": "noiseless",
-        "wall_time_s": round(wall, 2),
-    }
+    images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, device)
     out.mkdir(parents=True, exist_ok=True)
     atomic_save({"images": images, "meta": meta}, out / "samples.pt")
     save_grid(images[:64], out / "samples.png")
@@ -169,10 +175,9 @@ def evaluate(
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
     import torch
 
-    from .checkpoints import atomic_write_text, load_checkpoint, model_from_checkpoint
+    from .checkpoints import atomic_write_text, load_checkpoint
     from .data import load_images
     from .metrics import compute_metrics
-    from .sampling import sample_images
 
     if (checkpoint is None) == (samples is None):
         raise ValueError("give exactly one of --checkpoint or --samples")
@@ -188,13 +193,7 @@ def evaluate(
     else:
         ckpt = load_checkpoint(checkpoint)
         ckpt_dataset = ckpt["config"]["dataset"]
-        t0 = time.time()
-        images = sample_images(model_from_checkpoint(ckpt), num, sampler, steps, eta, batch_size, seed)
-        meta = {
-            "checkpoint": str(checkpoint), "arch": ckpt["arch"], "step": ckpt["step"], "num": num, "sampler": sampler,
-            "steps": 1000 if sampler == "ddpm" else steps, "eta": eta, "batch_size": batch_size, "seed": seed,
-            "executor": "noiseless", "wall_time_s": round(time.time() - t0, 2),
-        }  # fmt: skip
+        images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed)
         default_out = checkpoint.with_name("metrics_eval.json")
     ref = dataset or ckpt_dataset or "mnist"
     real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real)

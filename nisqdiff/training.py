@@ -37,7 +37,7 @@ class TrainConfig:
 
     arch: str = "classical"
     dataset: str = "mnist"
-    epochs: float = 20.0
+    epochs: float | None = 20.0  # None on resume: keep the run's own
     max_steps: int | None = None
     batch_size: int = 128
     subset: int | None = None
@@ -151,10 +151,15 @@ def train(
         stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
         if cfg.arch != stored.arch:
             raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
-        stored.epochs, stored.max_steps = cfg.epochs, cfg.max_steps
+        if cfg.epochs is not None:
+            stored.epochs, stored.max_steps = cfg.epochs, None
+        if cfg.max_steps is not None:
+            stored.max_steps = cfg.max_steps
         cfg = stored
     elif _run_exists(out) and not overwrite:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    if cfg.epochs is None:
+        cfg.epochs = 20.0
     get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
     images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
@@ -185,6 +190,7 @@ def train(
     else:
         out.mkdir(parents=True, exist_ok=True)
         (out / METRICS).unlink(missing_ok=True)
+        (out / CHECKPOINT).unlink(missing_ok=True)  # only reached for a new run or with --overwrite
         atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
 
     diffusion = GaussianDiffusion()
@@ -203,9 +209,8 @@ def train(
             loss = diffusion.loss(model, images[idx], gen)
         if not torch.isfinite(loss):
             bar.close()
-            raise TrainingError(
-                f"loss became {loss.item()} at step {step + 1}; stopped, last good checkpoint kept in {out / CHECKPOINT}"
-            )
+            kept = f"last good checkpoint kept in {out / CHECKPOINT}" if (out / CHECKPOINT).exists() else "no checkpoint yet"
+            raise TrainingError(f"loss became {loss.item()} at step {step + 1}; stopped, {kept}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -11,24 +11,13 @@ PennyLane runs with backprop and parameter broadcasting (its fastest differentia
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from bench_train import median_time  # scripts/ is on sys.path when a script in it runs
 
 from nisqdiff.circuits import ANSATZE, simulate
 from nisqdiff.circuits.mps import supports
 from nisqdiff.circuits.reference import pennylane_qnode
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -48,7 +37,7 @@ def main() -> None:
             qnode = pennylane_qnode(ansatz)
             runs["pennylane"] = lambda: qnode(x[0], w[0]).sum().backward()
         for name, fn in runs.items():
-            sec = timed(fn, args.repeats)
+            sec = median_time(fn, args.repeats)
             print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")
 
 

@@ -65,3 +65,45 @@ def test_unknown_dataset_and_bad_subset(data_dir):
         load_images("cifar", "train", data_dir)
     with pytest.raises(ValueError, match="subset"):
         load_images("mnist", "train", data_dir, subset=0)
+
+
+class _FakeResponse:
+    def __init__(self, payload: bytes):
+        self.payload, self.done = payload, False
+
+    def read(self, n=-1):
+        if self.done:
+            return b""
+        self.done = True
+        return self.payload
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_download_verifies_and_places_files(data_dir, tmp_path, monkeypatch):
+    served = []
+
+    def fake_urlopen(url, timeout=None):
+        served.append(url)
+        return _FakeResponse((data_dir / "mnist" / url.rsplit("/", 1)[1]).read_bytes())
+
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
+    folder = locate("mnist")  # nothing local: downloads into the (temporary) user cache
+    assert folder == tmp_path / "cache" / "nisqdiff" / "mnist" and len(served) == 4
+    assert all(u.startswith("https://") and u.endswith(".gz") for u in served)
+    x, _ = load_images("mnist", "test")
+    assert x.shape == (10000, 1, 28, 28)
+
+
+def test_corrupt_download_leaves_nothing(data_dir, tmp_path, monkeypatch):
+    def truncated(url, timeout=None):
+        return _FakeResponse((data_dir / "mnist" / url.rsplit("/", 1)[1]).read_bytes()[:-500])
+
+    monkeypatch.setattr("urllib.request.urlopen", truncated)
+    with pytest.raises(DataError, match="download failed"):
+        locate("mnist")
+    assert not list((tmp_path / "cache" / "nisqdiff" / "mnist").glob("*"))
