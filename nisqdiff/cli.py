@@ -75,6 +75,7 @@ def train(
     grid_images: int = typer.Option(16, help="EMA samples in each epoch's PNG grid (0: none)"),
     amp: bool = typer.Option(True, help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits)"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    torch_device: str = typer.Option("cpu", help="torch device for training (cpu, cuda, cuda:1, ...)"),
 ):
     """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
     import torch
@@ -95,22 +96,29 @@ def train(
         freeze_classical=freeze_classical,
         grid_images=grid_images,
         amp=amp,
+        device=torch_device,
     )
     record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite)
     typer.echo(json.dumps(record))
 
 
-def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, seed, device="cpu"):
-    """Sample with the checkpoint's EMA weights under a progress bar; returns (images, metadata)."""
+def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, seed, qdevice=None, torch_device="cpu"):
+    """Sample with the checkpoint's EMA weights under a progress bar, the circuits on ``qdevice``
+    (a :class:`~nisqdiff.devices.Device`; None = the exact simulator); returns (images, metadata)."""
     from tqdm import tqdm
 
     from .checkpoints import model_from_checkpoint
+    from .devices import DeviceExecutor
     from .sampling import sample_images
 
+    model = model_from_checkpoint(ckpt)
+    executor = DeviceExecutor(qdevice) if qdevice is not None else None
+    if executor is not None:
+        model.set_executor(executor)
     per_batch = 1000 if sampler == "ddpm" else steps
     t0 = time.time()
     with tqdm(total=per_batch * -(-num // batch_size), desc=f"sample {ckpt['arch']} {sampler}", unit="step") as bar:
-        images = sample_images(model_from_checkpoint(ckpt), num, sampler, steps, eta, batch_size, seed, device, bar.update)
+        images = sample_images(model, num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
     meta = {
         "checkpoint": str(checkpoint),
         "arch": ckpt["arch"],
@@ -121,7 +129,7 @@ def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, 
         "eta": eta if sampler == "ddim" else None,
         "batch_size": batch_size,
         "seed": seed,
-        "executor": "noiseless",
+        "device": executor.summary() if executor is not None else {"device": "noiseless"},
         "wall_time_s": round(time.time() - t0, 2),
     }
     return images, meta
@@ -139,14 +147,21 @@ def sample(
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/samples")),
     arch: Optional[str] = typer.Option(None, help="fail unless the checkpoint holds this architecture"),
-    device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
+    device: str = typer.Option("noiseless", help="where the circuits run (see `nisqdiff devices`)"),
+    shots: Optional[int] = typer.Option(None, help="shots per circuit execution (device 'shots')"),
+    device_seed: int = typer.Option(0, help="seed of the device's shot sampling"),
+    torch_device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
     from .checkpoints import atomic_save, atomic_write_text, load_checkpoint
+    from .devices import make_device
     from .sampling import save_grid
 
+    qdevice = make_device(device, shots, device_seed)
     ckpt = load_checkpoint(checkpoint, expect_arch=arch)
-    images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, device)
+    images, meta = _sample(
+        ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, None if device == "noiseless" else qdevice, torch_device
+    )
     out.mkdir(parents=True, exist_ok=True)
     atomic_save({"images": images, "meta": meta}, out / "samples.pt")
     save_grid(images[:64], out / "samples.png")
@@ -209,6 +224,16 @@ def evaluate(
         f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
         f"{ref} images) -> {out or default_out}"
     )
+
+
+@app.command()
+@friendly_errors
+def devices():
+    """List the devices the circuits can run on, and what each needs."""
+    from .devices import DEVICES
+
+    for name, what in DEVICES.items():
+        typer.echo(f"{name:<10} {what}")
 
 
 def main() -> None:  # pragma: no cover - console entry

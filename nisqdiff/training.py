@@ -53,6 +53,7 @@ class TrainConfig:
     init_from: str | None = None
     freeze_classical: bool = False
     amp: bool = True  # bf16 autocast for convolutions/matmuls; fp32 weights, loss and circuits
+    device: str = "cpu"
     grid_images: int = 16
     grid_ddim_steps: int = 25
     extra: dict = field(default_factory=dict)
@@ -155,6 +156,7 @@ def train(
             stored.epochs, stored.max_steps = cfg.epochs, None
         if cfg.max_steps is not None:
             stored.max_steps = cfg.max_steps
+        stored.device = cfg.device  # a run may continue on another device
         cfg = stored
     elif _run_exists(out) and not overwrite:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
@@ -163,6 +165,7 @@ def train(
     get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
     images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
+    images = images.to(cfg.device)
     n = images.shape[0]
     if n < cfg.batch_size:
         raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n} training images; lower --batch-size")
@@ -177,12 +180,13 @@ def train(
             raise TrainingError(f"--freeze-classical leaves nothing to train: '{cfg.arch}' has no circuits")
         for p in model.parameters():
             p.requires_grad_(id(p) in circuit_params)
+    model.to(cfg.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
     step, wall_offset = 0, 0.0
     if resume:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["model"])  # load_state_dict copies into the tensors' own device
         ema.model.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
         step, wall_offset = ckpt["step"], ckpt["wall_time"]
@@ -203,7 +207,7 @@ def train(
     last_tick = time.time()
     model.train()
     while step < total:
-        idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache)
+        idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache).to(cfg.device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
             loss = diffusion.loss(model, images[idx], gen)
@@ -256,7 +260,9 @@ def _save(out: Path, cfg: TrainConfig, model, ema: EMA, opt, step: int, wall: fl
         out / CHECKPOINT,
     )
     if cfg.grid_images:
-        grid = sample_images(ema.model, cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0)
+        grid = sample_images(
+            ema.model, cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0, device=cfg.device
+        )
         save_grid(grid, out / f"samples_step{step:06d}.png")
     with open(out / METRICS, "a") as fh:
         fh.write(json.dumps(record) + "\n")

@@ -138,11 +138,8 @@ def _z_signs(k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     return (1 - 2 * bits).to(device=device, dtype=dtype)
 
 
-def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """<Z_q> for a batch of inputs on each of C circuits of the same ansatz.
-
-    Factorised statevector method; shapes and contract as :func:`nisqdiff.circuits.simulate`.
-    """
+def _evolve(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:
+    """Run the fused blocks on the factorised RX-encoded state: list of (qubit order, (C, B, 2^k) amplitudes)."""
     c, b, n = inputs.shape
     single = encode(inputs)
     factors: dict[int, tuple[list[int], torch.Tensor]] = {q: ([q], single[:, :, q, :]) for q in range(n)}
@@ -158,8 +155,17 @@ def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tenso
         factors[fids[0]] = (order, state)
         for q in order:
             owner[q] = fids[0]
+    return list(factors.values())
+
+
+def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """<Z_q> for a batch of inputs on each of C circuits of the same ansatz.
+
+    Factorised statevector method; shapes and contract as :func:`nisqdiff.circuits.simulate`.
+    """
+    n = inputs.shape[-1]
     cols, qubits = [], []
-    for order, state in factors.values():
+    for order, state in _evolve(ansatz, inputs, weights):
         probs = state.real.square() + state.imag.square()
         cols.append(probs @ _z_signs(len(order), str(probs.device), probs.dtype))
         qubits += order
@@ -167,3 +173,16 @@ def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tenso
     inverse = torch.empty(n, dtype=torch.long)
     inverse[torch.tensor(qubits)] = torch.arange(n)
     return out[..., inverse.to(out.device)]
+
+
+def probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Born probabilities of every computational basis state: (C, B, 2^n) real, index bits in qubit
+    order (qubit 0 most significant, PennyLane's convention). For shot sampling; not differentiated."""
+    c, b, n = inputs.shape
+    probs, order = None, []
+    for o, state in _evolve(ansatz, inputs, weights.to(inputs.dtype)):
+        p = state.real.square() + state.imag.square()
+        probs = p if probs is None else (probs.unsqueeze(-1) * p.unsqueeze(-2)).reshape(c, b, -1)
+        order += o
+    perm = [order.index(q) for q in range(n)]
+    return probs.reshape(c, b, *([2] * n)).permute(0, 1, *(2 + i for i in perm)).reshape(c, b, 2**n)

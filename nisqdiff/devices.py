@@ -1,0 +1,150 @@
+"""Devices that execute the model's circuits, and the adapter that puts one behind a model.
+
+A device takes one circuit (ansatz and its trained weights) and a batch of inputs (N, n_qubits) and
+returns <Z_q> (N, n_qubits) with standard errors (zero where exact) and run metadata. Sampling
+calls every circuit of a denoising step once with all images of the batch (one call per circuit
+stage: what a primitive would receive as one PUB with an (N, n_params) parameter array).
+
+Devices here: ``noiseless`` (exact expectation values, the training simulator) and ``shots`` (the
+ideal state measured ``shots`` times: bitstrings drawn from its Born probabilities, <Z_q> from the
+marginal of qubit q with its standard error).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .circuits import get_spec, simulate
+from .circuits.simulator import _z_signs, probabilities
+
+
+@dataclass
+class DeviceResult:
+    """<Z_q> (N, n_qubits), its standard error (N, n_qubits) and the run's metadata."""
+
+    expval: torch.Tensor
+    stderr: torch.Tensor
+    metadata: dict = field(default_factory=dict)
+
+
+class Device:
+    """Base class: ``run(ansatz, weights (n_weights,), inputs (N, n_qubits)) -> DeviceResult``."""
+
+    name = "device"
+
+    def settings(self) -> dict:
+        """What identifies this device's results (recorded next to the images)."""
+        return {"device": self.name}
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> None:
+        spec = get_spec(ansatz)
+        if inputs.dim() != 2 or inputs.shape[1] != spec.n_qubits or weights.shape != (spec.n_weights,):
+            raise ValueError(
+                f"{ansatz} expects inputs (N, {spec.n_qubits}) and weights ({spec.n_weights},), "
+                f"got {tuple(inputs.shape)} and {tuple(weights.shape)}"
+            )
+
+
+class NoiselessDevice(Device):
+    """Exact <Z_q> from the statevector/chain simulator; standard errors are zero."""
+
+    name = "noiseless"
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        self._check(ansatz, weights, inputs)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            z = simulate(ansatz, inputs.unsqueeze(0), weights.unsqueeze(0)).squeeze(0)
+        return DeviceResult(z, torch.zeros_like(z), {**self.settings(), "seconds": time.perf_counter() - t0})
+
+
+class ShotsDevice(Device):
+    """The ideal circuit measured ``shots`` times per input.
+
+    Bitstrings are drawn from the exact Born probabilities (multinomial, from a generator seeded
+    with ``seed``); <Z_q> = 1 - 2 * (fraction of shots with qubit q = 1), an unbiased estimate, with
+    standard error sqrt((1 - <Z_q>^2) / (shots - 1)) (the sample standard deviation of +-1 outcomes
+    over sqrt(shots)).
+    """
+
+    name = "shots"
+
+    def __init__(self, shots: int, seed: int = 0):
+        if shots < 2:
+            raise ValueError(f"--shots must be at least 2, got {shots}")
+        self.shots, self.seed = shots, seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def settings(self) -> dict:
+        return {"device": self.name, "shots": self.shots, "seed": self.seed}
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        self._check(ansatz, weights, inputs)
+        t0 = time.perf_counter()
+        n = inputs.shape[1]
+        with torch.no_grad():
+            probs = probabilities(ansatz, inputs.double().unsqueeze(0), weights.double().unsqueeze(0)).squeeze(0)
+            draws = torch.multinomial(probs.clamp_min(0), self.shots, replacement=True, generator=self.generator)
+            counts = torch.zeros_like(probs).scatter_add_(1, draws, torch.ones_like(draws, dtype=probs.dtype))
+            z = (counts @ _z_signs(n, "cpu", probs.dtype)) / self.shots
+            stderr = ((1 - z.square()).clamp_min(0) / (self.shots - 1)).sqrt()
+        meta = {**self.settings(), "seconds": time.perf_counter() - t0}
+        return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
+
+
+DEVICES = {
+    "noiseless": "exact <Z> from the statevector simulator (the training simulator); needs nothing",
+    "shots": "ideal circuit, <Z> estimated from --shots N sampled bitstrings (with standard errors); needs --shots",
+}
+
+
+def make_device(name: str, shots: int | None = None, seed: int = 0) -> Device:
+    """Build device ``name``; ``ValueError`` naming the valid devices, or a missing/invalid option."""
+    if name == "noiseless":
+        return NoiselessDevice()
+    if name == "shots":
+        if shots is None:
+            raise ValueError("device 'shots' needs --shots N (e.g. --shots 1024)")
+        return ShotsDevice(shots, seed)
+    raise ValueError(f"unknown device '{name}'; valid: {', '.join(DEVICES)}")
+
+
+class DeviceExecutor:
+    """Puts a :class:`Device` behind a model (``UNet.set_executor``): the executor call
+    ``(ansatz, inputs (C, B, n), weights (C, n_weights)) -> <Z> (C, B, n)`` becomes one device call
+    per circuit with all B inputs. Not differentiable (sampling only). Counts calls, circuit
+    executions and seconds for the run's metadata."""
+
+    def __init__(self, device: Device):
+        self.device = device
+        self.calls = 0
+        self.executions = 0
+        self.seconds = 0.0
+        self.max_stderr = 0.0
+
+    def __call__(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for c in range(inputs.shape[0]):
+            res = self.device.run(ansatz, weights[c].detach().cpu(), inputs[c].detach().cpu())
+            outs.append(res.expval)
+            self.calls += 1
+            self.executions += inputs.shape[1]
+            self.seconds += res.metadata.get("seconds", 0.0)
+            self.max_stderr = max(self.max_stderr, float(res.stderr.max()) if res.stderr.numel() else 0.0)
+        return torch.stack(outs).to(device=inputs.device, dtype=inputs.dtype)
+
+    def summary(self) -> dict:
+        return {
+            **self.device.settings(),
+            "device_calls": self.calls,
+            "circuit_executions": self.executions,
+            "device_seconds": round(self.seconds, 3),
+            "max_stderr": self.max_stderr,
+        }
