@@ -71,3 +71,26 @@ def test_inception_backbone_from_local_torchscript(tmp_path, data_dir):
         load_backbone("inception", "mnist", str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="valid: classifier, inception"):
         load_backbone("vgg", "mnist")
+
+
+def test_shipped_backbones_and_their_records():
+    import hashlib
+
+    from nisqdiff.metrics import backbone_dir, load_classifier
+
+    for dataset, floor in (("mnist", 0.99), ("fashion-mnist", 0.90)):
+        net, record = load_classifier(dataset)
+        assert record["test_accuracy"] >= floor and record["test_images"] == 10000
+        digest = hashlib.sha256((backbone_dir() / f"{dataset}.pt").read_bytes()).hexdigest()
+        assert record["sha256"] == digest
+        assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_fashion_backbone_recognises_real_test_images(data_dir):
+    from nisqdiff.metrics import load_classifier
+
+    net, _ = load_classifier("fashion-mnist")
+    x, y = load_images("fashion-mnist", "test", data_dir, subset=500)
+    with torch.no_grad():
+        accuracy = (net(x).argmax(1) == y).float().mean().item()
+    assert accuracy > 0.88
