@@ -1,17 +1,18 @@
-"""The ``nisqdiff`` command line (typer): archs, train, sample, evaluate, bench."""
+"""The ``nisqdiff`` command line (typer): archs, train, sample, evaluate, devices."""
 
 from __future__ import annotations
 
 import functools
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum-hybrid diffusion U-Nets on simulators and NISQ devices.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Quantum-hybrid diffusion U-Nets on simulators and NISQ devices."
+)
 
 
 def _fail(message: str) -> None:
@@ -61,7 +62,9 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 def train(
     arch: str = typer.Option("1hqconv", help="architecture (see `nisqdiff archs`)"),
     dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
-    epochs: Optional[float] = typer.Option(None, help="epochs (passes over the training set) [default: 20, or the resumed run's]"),
+    epochs: Optional[float] = typer.Option(
+        None, help="epochs (passes over the training set) [default: 20, or the resumed run's]"
+    ),
     max_steps: Optional[int] = typer.Option(None, help="stop after this many optimiser steps"),
     batch_size: int = typer.Option(128),
     subset: Optional[int] = typer.Option(None, help="train on the first N images"),
@@ -234,11 +237,3 @@ def devices():
 
     for name, what in DEVICES.items():
         typer.echo(f"{name:<10} {what}")
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

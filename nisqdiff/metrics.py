@@ -112,7 +112,12 @@ def load_backbone(name: str, dataset: str, inception_path: str | None = None):
     """
     if name == "classifier":
         net, record = load_classifier(dataset)
-        desc = {"name": "classifier", "dataset": dataset, "features": 128, **{k: record.get(k) for k in ("test_accuracy", "sha256")}}
+        desc = {
+            "name": "classifier",
+            "dataset": dataset,
+            "features": 128,
+            **{k: record.get(k) for k in ("test_accuracy", "sha256")},
+        }
         return ClassifierFeatures(net), ClassifierFeatures(net, logits=True), desc
     if name == "inception":
         path = inception_path or os.environ.get(INCEPTION_ENV)

@@ -11,7 +11,7 @@ import copy
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +56,6 @@ class TrainConfig:
     device: str = "cpu"
     grid_images: int = 16
     grid_ddim_steps: int = 25
-    extra: dict = field(default_factory=dict)
 
     def total_steps(self, n_images: int) -> int:
         """``max_steps`` if set, else ceil(epochs * N / batch) (9,375 for 20 epochs of 60k at 128)."""

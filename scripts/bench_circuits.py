@@ -32,10 +32,9 @@ def main() -> None:
         x = (torch.rand(1, args.batch, spec.n_qubits) * 2 - 1).requires_grad_()
         w = torch.rand(1, spec.n_weights).requires_grad_()
         methods = ["statevector"] + (["chain"] if supports(ansatz) else [])
-        runs = {m: (lambda m=m: simulate(ansatz, x, w, method=m).sum().backward()) for m in methods}
+        runs = {m: (lambda m=m, a=ansatz, x=x, w=w: simulate(a, x, w, method=m).sum().backward()) for m in methods}
         if not args.no_pennylane:
-            qnode = pennylane_qnode(ansatz)
-            runs["pennylane"] = lambda: qnode(x[0], w[0]).sum().backward()
+            runs["pennylane"] = lambda q=pennylane_qnode(ansatz), x=x, w=w: q(x[0], w[0]).sum().backward()
         for name, fn in runs.items():
             sec = median_time(fn, args.repeats)
             print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")

@@ -55,7 +55,11 @@ def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: in
         with torch.no_grad():
             ema.model(xs, ts)
 
-    return {"arch": arch, "train_step_s": median_time(train_step, repeats), "sample_forward_s": median_time(sample_forward, repeats)}
+    return {
+        "arch": arch,
+        "train_step_s": median_time(train_step, repeats),
+        "sample_forward_s": median_time(sample_forward, repeats),
+    }
 
 
 def main() -> None:

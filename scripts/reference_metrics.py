@@ -30,7 +30,15 @@ def main() -> None:
     noise = torch.rand(args.num, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for name, images in (("test-set images", test), ("uniform noise", noise)):
         m = compute_metrics(images, real, args.backbone, args.dataset)
-        print(json.dumps({"reference": name, **{k: m[k] for k in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "num_fake", "num_real")}, "backbone": m["backbone"]["name"]}))
+        print(
+            json.dumps(
+                {
+                    "reference": name,
+                    **{k: m[k] for k in ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "num_fake", "num_real")},
+                    "backbone": m["backbone"]["name"],
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

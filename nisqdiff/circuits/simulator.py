@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import torch
 
-from .ansatz import Gate, gates, get_spec
+from .ansatz import Gate, gates
 
 
 @dataclass(frozen=True)
