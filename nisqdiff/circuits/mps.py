@@ -5,10 +5,11 @@ The qubits are split into groups (HQConv: the three 4-qubit channels). The state
 tensor per group, ``(C, B, D_left, D_right, 2^k)``. A block inside a group is one small matrix
 product on that tensor alone; a run of controlled gates with control in group s and target in a
 neighbouring group t is ``P0 (x) I + P1 (x) R``, which splits group s by the control bit and group t
-into (unchanged, rotated): the bond between them doubles. For HQConv's 3 layers the bonds reach 8,
-so the exact state needs 128 + 1024 + 128 amplitudes instead of 4096, and nothing ever touches all
-of them at once. <Z_q> comes from the diagonal of each group's reduced density matrix (left and
-right environments). No truncation: the result is exact, and checked against PennyLane.
+into (unchanged, rotated): the bond between them doubles. HQConv's last B block is not applied but
+read out in the Heisenberg picture (:func:`simulate_chain`), so the bonds stop at 4 and the exact
+state holds 64 + 256 + 64 amplitudes instead of 4096. <Z_q> comes from the diagonal of each group's
+reduced density matrix (left and right environments). No truncation: the result is exact, and
+checked against PennyLane.
 """
 
 from __future__ import annotations
