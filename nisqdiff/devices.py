@@ -5,9 +5,10 @@ returns <Z_q> (N, n_qubits) with standard errors (zero where exact) and run meta
 calls every circuit of a denoising step once with all images of the batch (one call per circuit
 stage: what a primitive would receive as one PUB with an (N, n_params) parameter array).
 
-Devices here: ``noiseless`` (exact expectation values, the training simulator) and ``shots`` (the
+Devices here: ``noiseless`` (exact expectation values, the training simulator), ``shots`` (the
 ideal state measured ``shots`` times: bitstrings drawn from its Born probabilities, <Z_q> from the
-marginal of qubit q with its standard error).
+marginal of qubit q with its standard error) and ``aer`` (the Qiskit circuit, transpiled once per
+set of weights, run on Qiskit Aer's SamplerV2 without noise: a cross-check of the whole Qiskit path).
 """
 
 from __future__ import annotations
@@ -99,9 +100,70 @@ class ShotsDevice(Device):
         return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
 
 
+class AerDevice(Device):
+    """Qiskit Aer (``AerSimulator`` through ``qiskit_aer.primitives.SamplerV2``), no noise.
+
+    The circuit of :mod:`nisqdiff.circuits.qiskit_build` gets the trained weights bound and is
+    transpiled once (cached per ansatz and weights; ``optimization_level``, ``seed_transpiler`` 0);
+    each call is one PUB ``(circuit, inputs (N, n_qubits))`` with ``shots`` shots. <Z_q> comes from the
+    measured bits with its standard error.
+    """
+
+    name = "aer"
+
+    def __init__(self, shots: int = 1024, seed: int = 0, optimization_level: int = 1):
+        from qiskit_aer import AerSimulator
+        from qiskit_aer.primitives import SamplerV2
+
+        if shots < 2:
+            raise ValueError(f"--shots must be at least 2, got {shots}")
+        self.shots, self.seed, self.optimization_level = shots, seed, optimization_level
+        self.backend = AerSimulator(seed_simulator=seed)
+        self.sampler = SamplerV2.from_backend(self.backend, seed=seed, default_shots=shots)
+        self._cache: dict = {}
+
+    def settings(self) -> dict:
+        return {"device": self.name, "shots": self.shots, "seed": self.seed, "optimization_level": self.optimization_level}
+
+    def transpiled(self, ansatz: str, weights: torch.Tensor):
+        """The bound, transpiled circuit for these weights (built and transpiled on first use only)."""
+        from qiskit import transpile
+
+        from .circuits.qiskit_build import bind_weights
+
+        key = (ansatz, weights.double().numpy().tobytes())
+        if key not in self._cache:
+            circuit = bind_weights(ansatz, weights.double().numpy())
+            self._cache[key] = transpile(
+                circuit, backend=self.backend, optimization_level=self.optimization_level, seed_transpiler=0
+            )
+        return self._cache[key]
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        from .circuits.qiskit_build import input_columns, z_from_bits
+
+        self._check(ansatz, weights, inputs)
+        t0 = time.perf_counter()
+        circuit = self.transpiled(ansatz, weights)
+        t1 = time.perf_counter()
+        values = inputs.double().numpy()[:, input_columns(circuit)]
+        result = self.sampler.run([(circuit, values)], shots=self.shots).result()[0]
+        z, stderr = z_from_bits(result.data.meas.array, inputs.shape[1])
+        meta = {
+            **self.settings(),
+            "backend": self.backend.name,
+            "seconds": time.perf_counter() - t0,
+            "transpile_seconds": t1 - t0,
+            "depth": circuit.depth(),
+            "two_qubit_gates": sum(1 for inst in circuit.data if inst.operation.num_qubits == 2),
+        }
+        return DeviceResult(torch.from_numpy(z).to(inputs.dtype), torch.from_numpy(stderr).to(inputs.dtype), meta)
+
+
 DEVICES = {
     "noiseless": "exact <Z> from the statevector simulator (the training simulator); needs nothing",
     "shots": "ideal circuit, <Z> estimated from --shots N sampled bitstrings (with standard errors); needs --shots",
+    "aer": "Qiskit Aer SamplerV2 on the transpiled Qiskit circuit, no noise; --shots N (default 1024)",
 }
 
 
@@ -113,6 +175,8 @@ def make_device(name: str, shots: int | None = None, seed: int = 0) -> Device:
         if shots is None:
             raise ValueError("device 'shots' needs --shots N (e.g. --shots 1024)")
         return ShotsDevice(shots, seed)
+    if name == "aer":
+        return AerDevice(shots if shots is not None else 1024, seed)
     raise ValueError(f"unknown device '{name}'; valid: {', '.join(DEVICES)}")
 
 

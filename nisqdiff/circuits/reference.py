@@ -14,12 +14,16 @@ from .ansatz import gates, get_spec
 _OPS = {"RX": qml.RX, "CRZ": qml.CRZ, "CRX": qml.CRX}
 
 
-def pennylane_qnode(ansatz: str):
-    """A torch QNode ``f(inputs (B, n_qubits), weights (n_weights,)) -> (B, n_qubits)`` of <Z_q>."""
-    n = get_spec(ansatz).n_qubits
-    dev = qml.device("default.qubit", wires=n)
+def pennylane_qnode(ansatz: str, device=None, shots: int | None = None):
+    """A torch QNode ``f(inputs (B, n_qubits), weights (n_weights,)) -> (B, n_qubits)`` of <Z_q>.
 
-    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    ``device``: a PennyLane device (default ``default.qubit`` with backprop); e.g. pennylane-qiskit's
+    ``qiskit.aer``, which transpiles and submits every circuit separately (a cross-check only).
+    ``shots``: finite shots through ``qml.set_shots`` (None: analytic)."""
+    n = get_spec(ansatz).n_qubits
+    dev = device or qml.device("default.qubit", wires=n)
+
+    @qml.qnode(dev, interface="torch", diff_method="backprop" if device is None else "best")
     def circuit(inputs, weights):
         for q in range(n):
             qml.RX(inputs[..., q], wires=q)
@@ -29,6 +33,9 @@ def pennylane_qnode(ansatz: str):
             else:
                 _OPS[g.name](g.scale * weights[g.weight], wires=list(g.wires))
         return [qml.expval(qml.PauliZ(q)) for q in range(n)]
+
+    if shots is not None:
+        circuit = qml.set_shots(circuit, shots=shots)
 
     def run(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return torch.stack(list(circuit(inputs, weights)), -1)

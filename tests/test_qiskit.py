@@ -1,0 +1,82 @@
+"""The Qiskit path: circuits from the same gate list, Statevector parity, the aer device, pennylane-qiskit."""
+
+import json
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+from qiskit.quantum_info import Statevector
+from typer.testing import CliRunner
+
+from nisqdiff.circuits import ANSATZE, expval
+from nisqdiff.circuits.qiskit_build import bind_weights, input_columns, qiskit_circuit
+from nisqdiff.circuits.reference import pennylane_qnode
+from nisqdiff.cli import app
+from nisqdiff.devices import AerDevice, make_device
+
+
+@pytest.mark.parametrize("ansatz", list(ANSATZE))
+def test_qiskit_statevector_matches_our_simulator(ansatz):
+    spec = ANSATZE[ansatz]
+    torch.manual_seed(1)
+    x = torch.rand(3, spec.n_qubits, dtype=torch.float64) * 6 - 3
+    w = torch.rand(spec.n_weights, dtype=torch.float64)
+    ours = expval(ansatz, x, w)
+    circuit = bind_weights(ansatz, w.numpy(), measure=False)
+    for b in range(3):
+        values = x[b].numpy()[input_columns(circuit)]
+        state = Statevector(circuit.assign_parameters(values))
+        z = [1 - 2 * state.probabilities([q])[1] for q in range(spec.n_qubits)]
+        assert np.allclose(z, ours[b].numpy(), atol=1e-6)
+
+
+def test_circuit_structure():
+    qc, x, theta = qiskit_circuit("hqconv")
+    ops = qc.count_ops()
+    assert ops["rx"] == 12 and ops["crz"] == 42 and ops["crx"] == 42 and ops["measure"] == 12
+    assert len(x) == 12 and len(theta) == 84
+    with pytest.raises(ValueError, match="84 weights"):
+        bind_weights("hqconv", np.zeros(72))
+
+
+def test_aer_device_agrees_with_noiseless_within_4_standard_errors():
+    torch.manual_seed(2)
+    x, w = torch.rand(4, 12, dtype=torch.float64) * 3, torch.rand(84, dtype=torch.float64)
+    device = AerDevice(shots=8000, seed=5)
+    res = device.run("hqconv", w, x)
+    exact = expval("hqconv", x, w)
+    assert torch.all((res.expval - exact).abs() <= 4 * res.stderr + 1e-12)
+    assert res.metadata["backend"] == "aer_simulator" and res.metadata["two_qubit_gates"] >= 84
+    first = device.transpiled("hqconv", w)
+    device.run("hqconv", w, x[:2])
+    assert device.transpiled("hqconv", w) is first  # transpiled once per set of weights, not per call
+
+
+def test_pennylane_qiskit_aer_qnode_agrees_with_our_batched_aer_path():
+    torch.manual_seed(3)
+    x, w = torch.rand(2, 12, dtype=torch.float64) * 3, torch.rand(72, dtype=torch.float64)
+    shots = 6000
+    qnode = pennylane_qnode("fqconv", qml.device("qiskit.aer", wires=12, seed=11), shots=shots)
+    theirs = qnode(x, w)
+    ours = AerDevice(shots=shots, seed=9).run("fqconv", w, x)
+    combined = (2 * ours.stderr.square()).sqrt()  # two independent estimates of the same <Z>
+    assert torch.all((theirs - ours.expval).abs() <= 4 * combined + 1e-12)
+
+
+def test_sample_on_aer_from_cli(tmp_path, data_dir):
+    from nisqdiff.training import TrainConfig, train
+
+    train(TrainConfig(arch="1hqconv", subset=16, batch_size=16, max_steps=1, grid_images=0), tmp_path / "run", data_dir,
+          show_progress=False)  # fmt: skip
+    out = tmp_path / "s"
+    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--num", "2",
+                                   "--steps", "2", "--device", "aer", "--shots", "128", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "samples.json").read_text())["device"]
+    assert meta["device"] == "aer" and meta["shots"] == 128 and meta["device_calls"] == 8
+
+
+def test_aer_needs_two_shots():
+    with pytest.raises(ValueError, match="at least 2"):
+        make_device("aer", shots=1)
