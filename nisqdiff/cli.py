@@ -31,7 +31,7 @@ def friendly_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (ValueError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:
+        except (ValueError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:  # CalibrationError too
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     return wrapper
@@ -153,6 +153,8 @@ def sample(
     device: str = typer.Option("noiseless", help="where the circuits run (see `nisqdiff devices`)"),
     shots: Optional[int] = typer.Option(None, help="shots per circuit execution (device 'shots')"),
     device_seed: int = typer.Option(0, help="seed of the device's shot sampling"),
+    calibration: Optional[str] = typer.Option(None, help="calibration snapshot for aer-noisy (`nisqdiff calibration list`)"),
+    noise_scale: float = typer.Option(1.0, help="multiplies every error rate of the calibration (0 ideal)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
@@ -160,7 +162,7 @@ def sample(
     from .devices import make_device
     from .sampling import save_grid
 
-    qdevice = make_device(device, shots, device_seed)
+    qdevice = make_device(device, shots, device_seed, calibration, noise_scale)
     ckpt = load_checkpoint(checkpoint, expect_arch=arch)
     images, meta = _sample(
         ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, None if device == "noiseless" else qdevice, torch_device
@@ -227,6 +229,51 @@ def evaluate(
         f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
         f"{ref} images) -> {out or default_out}"
     )
+
+
+calibration_app = typer.Typer(no_args_is_help=True, help="Calibration snapshots of IBM devices.")
+app.add_typer(calibration_app, name="calibration")
+
+
+@calibration_app.command("list")
+@friendly_errors
+def calibration_list():
+    """The built-in snapshots: name, qubits, basis gates, calibration date, origin."""
+    from .calibration import list_calibrations, load_calibration
+
+    for name in list_calibrations():
+        snap = load_calibration(name)
+        typer.echo(
+            f"{name:<18} {snap['num_qubits']:>4} qubits  {','.join(snap['basis_gates']):<14} {snap['calibration_date']}  {snap['origin']}"
+        )
+
+
+@calibration_app.command("show")
+@friendly_errors
+def calibration_show(name: str = typer.Argument(..., help="snapshot name or file")):
+    """Summary of one snapshot: medians of T1, T2, readout and gate errors."""
+    import statistics
+
+    from .calibration import coupling_map, load_calibration
+
+    snap = load_calibration(name)
+    q = snap["qubits"]
+    med = statistics.median
+    typer.echo(
+        f"{snap['name']}: {snap['num_qubits']} qubits, {len(coupling_map(snap))} coupled pairs, calibrated {snap['calibration_date']}"
+    )
+    typer.echo(f"origin: {snap['origin']}")
+    typer.echo(
+        f"median T1 {med(x['t1'] for x in q if x['t1']) * 1e6:.1f} us, T2 {med(x['t2'] for x in q if x['t2']) * 1e6:.1f} us"
+    )
+    typer.echo(
+        f"median readout error P(1|0) {med(x['prob_meas1_prep0'] for x in q):.4f}, P(0|1) {med(x['prob_meas0_prep1'] for x in q):.4f}"
+    )
+    for gate in snap["basis_gates"]:
+        rows = [g for g in snap["gates"] if g["name"] == gate]
+        typer.echo(
+            f"{gate:<4} median error {med(g['error'] for g in rows):.2e}, duration {med(g['duration'] for g in rows) * 1e9:.0f} ns, {len(rows)} instances"
+        )
 
 
 @app.command()

@@ -118,7 +118,8 @@ class AerDevice(Device):
         if shots < 2:
             raise ValueError(f"--shots must be at least 2, got {shots}")
         self.shots, self.seed, self.optimization_level = shots, seed, optimization_level
-        self.backend = AerSimulator(seed_simulator=seed)
+        self.backend = getattr(self, "backend", None) or AerSimulator(seed_simulator=seed)
+        self.transpile_options = getattr(self, "transpile_options", None) or {"backend": self.backend}
         self.sampler = SamplerV2.from_backend(self.backend, seed=seed, default_shots=shots)
         self._cache: dict = {}
 
@@ -135,7 +136,7 @@ class AerDevice(Device):
         if key not in self._cache:
             circuit = bind_weights(ansatz, weights.double().numpy())
             self._cache[key] = transpile(
-                circuit, backend=self.backend, optimization_level=self.optimization_level, seed_transpiler=0
+                circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0
             )
         return self._cache[key]
 
@@ -160,14 +161,51 @@ class AerDevice(Device):
         return DeviceResult(torch.from_numpy(z).to(inputs.dtype), torch.from_numpy(stderr).to(inputs.dtype), meta)
 
 
+class AerNoisyDevice(AerDevice):
+    """Qiskit Aer with a noise model from a calibration snapshot (:mod:`nisqdiff.calibration`).
+
+    Circuits are transpiled once per set of weights to the device's basis gates and coupling map
+    against its calibrated Target (unscaled), at ``optimization_level`` 3, whose VF2 layout passes
+    score placements by the calibrated error rates; the simulator (statevector trajectories, one
+    noise realisation per shot) uses the noise model at ``noise_scale`` (0 ideal, 1 the
+    calibration, 2 twice the error rates).
+    """
+
+    name = "aer-noisy"
+
+    def __init__(self, calibration: str, noise_scale: float = 1.0, shots: int = 1024, seed: int = 0):
+        from qiskit_aer import AerSimulator
+
+        from .calibration import load_calibration, noise_model, target
+
+        self.snapshot = load_calibration(calibration)
+        self.noise_scale = noise_scale
+        noise = noise_model(self.snapshot, noise_scale)
+        self.backend = AerSimulator(noise_model=noise, method="statevector", seed_simulator=seed)
+        self.transpile_options = {"target": target(self.snapshot, 1.0)}
+        super().__init__(shots, seed, optimization_level=3)
+
+    def settings(self) -> dict:
+        return {
+            **super().settings(),
+            "calibration": self.snapshot["name"],
+            "calibration_date": self.snapshot["calibration_date"],
+            "noise_scale": self.noise_scale,
+        }
+
+
 DEVICES = {
     "noiseless": "exact <Z> from the statevector simulator (the training simulator); needs nothing",
     "shots": "ideal circuit, <Z> estimated from --shots N sampled bitstrings (with standard errors); needs --shots",
     "aer": "Qiskit Aer SamplerV2 on the transpiled Qiskit circuit, no noise; --shots N (default 1024)",
+    "aer-noisy": "Qiskit Aer with a noise model from a calibration snapshot; --calibration NAME "
+    "(see `nisqdiff calibration list`), --noise-scale X (default 1), --shots N",
 }
 
 
-def make_device(name: str, shots: int | None = None, seed: int = 0) -> Device:
+def make_device(
+    name: str, shots: int | None = None, seed: int = 0, calibration: str | None = None, noise_scale: float = 1.0
+) -> Device:
     """Build device ``name``; ``ValueError`` naming the valid devices, or a missing/invalid option."""
     if name == "noiseless":
         return NoiselessDevice()
@@ -177,6 +215,12 @@ def make_device(name: str, shots: int | None = None, seed: int = 0) -> Device:
         return ShotsDevice(shots, seed)
     if name == "aer":
         return AerDevice(shots if shots is not None else 1024, seed)
+    if name == "aer-noisy":
+        if calibration is None:
+            from .calibration import list_calibrations
+
+            raise ValueError(f"device 'aer-noisy' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
+        return AerNoisyDevice(calibration, noise_scale, shots if shots is not None else 1024, seed)
     raise ValueError(f"unknown device '{name}'; valid: {', '.join(DEVICES)}")
 
 

@@ -1,0 +1,154 @@
+"""Calibration snapshots of IBM devices and noise models built from them.
+
+A snapshot is a JSON file: device name, origin and calibration date, qubit count, basis gates,
+per-qubit T1/T2 (s) and asymmetric readout errors, and per-gate error and duration (s) on every
+qubit or coupled pair. Built-in snapshots live in ``nisqdiff/calibrations/`` (exported from
+qiskit-ibm-runtime's fake backends by ``scripts/export_calibrations.py``); ``nisqdiff calibration
+pull`` can add live ones later.
+
+:func:`noise_model` turns a snapshot into a Qiskit Aer ``NoiseModel`` with a ``scale`` knob that
+multiplies every error rate: gate errors, readout error probabilities and relaxation rates (T1 and T2
+divided by ``scale``). Scale 0 is the ideal device, 1 the calibration, 2 twice as bad. Gate errors
+follow Aer's own device model (``basic_device_gate_errors``: thermal relaxation over the gate's
+duration plus the depolarizing part that brings the gate error to the calibrated value).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+SKIP_OPS = {"delay", "reset", "for_loop", "if_else", "switch_case", "while_loop", "id", "measure"}
+
+
+class CalibrationError(ValueError):
+    """Unknown calibration name or an unreadable snapshot."""
+
+
+def calibration_dir() -> Path:
+    return Path(str(resources.files("nisqdiff") / "calibrations"))
+
+
+def list_calibrations() -> list[str]:
+    """Names of the built-in snapshots."""
+    return sorted(p.stem for p in calibration_dir().glob("*.json"))
+
+
+def load_calibration(name: str) -> dict:
+    """The snapshot called ``name`` (built-in) or stored at path ``name``; raises
+    :class:`CalibrationError` listing the built-in names when there is none."""
+    path = Path(name)
+    if not path.is_file():
+        path = calibration_dir() / f"{name}.json"
+    if not path.is_file():
+        raise CalibrationError(f"unknown calibration '{name}'; valid: {', '.join(list_calibrations())} (or a snapshot file)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CalibrationError(f"calibration snapshot {path} is not valid JSON: {exc}") from exc
+
+
+def snapshot_from_backend(backend, origin: str) -> dict:
+    """Export a BackendV2's calibration (target and properties) as a snapshot dict."""
+    target = backend.target
+    props = backend.properties() if hasattr(backend, "properties") else None
+    qubits = []
+    for q in range(target.num_qubits):
+        qp = target.qubit_properties[q] if target.qubit_properties else None
+        meas = target["measure"].get((q,)) if "measure" in target.operation_names else None
+        p10 = p01 = meas.error if meas is not None and meas.error is not None else 0.0
+        if props is not None:
+            values = {p.name: p.value for p in props.qubits[q]}
+            p10 = values.get("prob_meas1_prep0", p10)
+            p01 = values.get("prob_meas0_prep1", p01)
+        qubits.append(
+            {
+                "t1": getattr(qp, "t1", None),
+                "t2": getattr(qp, "t2", None),
+                "prob_meas1_prep0": p10,
+                "prob_meas0_prep1": p01,
+                "readout_duration": meas.duration if meas is not None else None,
+            }
+        )
+    gates = []
+    for name in sorted(target.operation_names):
+        if name in SKIP_OPS:
+            continue
+        for qargs, ip in target[name].items():
+            if qargs is None:
+                continue
+            gates.append({"name": name, "qubits": list(qargs), "error": getattr(ip, "error", None) or 0.0,
+                          "duration": getattr(ip, "duration", None) or 0.0})  # fmt: skip
+    date = props.last_update_date.isoformat() if props is not None and props.last_update_date else None
+    return {
+        "name": backend.name,
+        "origin": origin,
+        "calibration_date": date,
+        "num_qubits": target.num_qubits,
+        "basis_gates": sorted({g["name"] for g in gates}),
+        "qubits": qubits,
+        "gates": gates,
+    }
+
+
+def coupling_map(snapshot: dict) -> list[list[int]]:
+    """Directed pairs on which the snapshot's two-qubit gate is calibrated."""
+    return [g["qubits"] for g in snapshot["gates"] if len(g["qubits"]) == 2]
+
+
+def target(snapshot: dict, scale: float = 1.0):
+    """A Qiskit ``Target`` of the snapshot, every error rate multiplied by ``scale`` (T1, T2 divided)."""
+    from qiskit.circuit import Measure, Parameter
+    from qiskit.circuit.library import CZGate, ECRGate, RZGate, SXGate, XGate
+    from qiskit.providers import QubitProperties
+    from qiskit.transpiler import InstructionProperties, Target
+
+    if scale < 0:
+        raise ValueError(f"--noise-scale must be >= 0, got {scale}")
+    ops = {"sx": SXGate(), "x": XGate(), "rz": RZGate(Parameter("lambda")), "ecr": ECRGate(), "cz": CZGate()}
+
+    def longer(t):
+        return None if t is None else (t / scale if scale > 0 else 1e9)
+
+    qprops = [QubitProperties(t1=longer(q["t1"]), t2=longer(q["t2"])) for q in snapshot["qubits"]]
+    tgt = Target(num_qubits=snapshot["num_qubits"], qubit_properties=qprops)
+    by_name: dict = {}
+    for g in snapshot["gates"]:
+        if g["name"] not in ops:
+            raise CalibrationError(f"snapshot {snapshot['name']} has gate '{g['name']}' nisqdiff cannot model")
+        by_name.setdefault(g["name"], {})[tuple(g["qubits"])] = InstructionProperties(
+            duration=g["duration"], error=min(g["error"] * scale, 0.75)
+        )
+    for name, props in by_name.items():
+        tgt.add_instruction(ops[name], props)
+    readout = {  # symmetric readout error, as IBM reports it; lets layout scoring avoid bad readouts
+        (i,): InstructionProperties(
+            duration=q["readout_duration"], error=min((q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2 * scale, 1.0)
+        )
+        for i, q in enumerate(snapshot["qubits"])
+    }
+    tgt.add_instruction(Measure(), readout)
+    return tgt
+
+
+def noise_model(snapshot: dict, scale: float = 1.0):
+    """Aer ``NoiseModel`` of the snapshot at ``scale`` (an empty one, the ideal device, at 0)."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError
+    from qiskit_aer.noise.device.models import basic_device_gate_errors
+
+    model = NoiseModel(basis_gates=snapshot["basis_gates"])
+    if scale == 0:
+        return model
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        errors = basic_device_gate_errors(target=target(snapshot, scale))
+    for name, qubits, error in errors:
+        model.add_quantum_error(error, name, qubits)
+    for i, q in enumerate(snapshot["qubits"]):
+        p10, p01 = min(q["prob_meas1_prep0"] * scale, 1.0), min(q["prob_meas0_prep1"] * scale, 1.0)
+        if p10 or p01:
+            model.add_readout_error(ReadoutError([[1 - p10, p10], [p01, 1 - p01]]), [i])
+    return model

@@ -1,0 +1,86 @@
+"""Calibration snapshots, noise models with --noise-scale, and the aer-noisy device."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nisqdiff.calibration import CalibrationError, coupling_map, list_calibrations, load_calibration, noise_model, target
+from nisqdiff.circuits import expval
+from nisqdiff.cli import app
+from nisqdiff.devices import make_device
+
+
+def test_builtin_snapshots():
+    assert {"fake_sherbrooke", "fake_torino", "fake_kyiv"} <= set(list_calibrations())
+    sher, tor = load_calibration("fake_sherbrooke"), load_calibration("fake_torino")
+    assert "ecr" in sher["basis_gates"] and "cz" in tor["basis_gates"]
+    assert sher["num_qubits"] == 127 and len(sher["qubits"]) == 127 and sher["calibration_date"].startswith("2025")
+    assert all(0 <= q["prob_meas1_prep0"] <= 1 and 0 <= q["prob_meas0_prep1"] <= 1 for q in sher["qubits"])
+    good = [q for q in sher["qubits"] if q["prob_meas1_prep0"] < 0.1]
+    assert len(good) > 100  # real data: a few qubits have broken readout (P(1|0) up to 1)
+    with pytest.raises(CalibrationError, match="valid: .*fake_sherbrooke"):
+        load_calibration("fake_nowhere")
+
+
+def test_noise_scale_scales_every_rate():
+    snap = load_calibration("fake_sherbrooke")
+    one, two = target(snap, 1.0), target(snap, 2.0)
+    pair = tuple(coupling_map(snap)[0])
+    assert two["ecr"][pair].error == pytest.approx(2 * one["ecr"][pair].error)
+    assert two.qubit_properties[0].t1 == pytest.approx(one.qubit_properties[0].t1 / 2)
+    assert noise_model(snap, 0.0).is_ideal()
+    model = noise_model(snap, 1.0)
+    assert not model.is_ideal() and "ecr" in model.noise_instructions and "measure" in model.noise_instructions
+    with pytest.raises(ValueError, match="noise-scale"):
+        target(snap, -1.0)
+
+
+def _deviation(calibration, scale, shots=4000):
+    torch.manual_seed(0)
+    x, w = torch.rand(3, 4, dtype=torch.float64) * 3, torch.rand(16, dtype=torch.float64) * 6
+    exact = expval("basic", x, w)
+    res = make_device("aer-noisy", shots=shots, seed=1, calibration=calibration, noise_scale=scale).run("basic", w, x)
+    true_se = ((1 - exact.square()).clamp_min(1e-6) / shots).sqrt()
+    return (res.expval - exact).abs(), true_se, res
+
+
+def test_noise_scale_zero_is_the_ideal_device():
+    dev, se, res = _deviation("fake_sherbrooke", 0.0)
+    assert torch.all(dev <= 4 * se) and res.metadata["noise_scale"] == 0.0
+
+
+@pytest.mark.parametrize("calibration", ["fake_sherbrooke", "fake_torino"])
+def test_noise_degrades_measurably_and_more_at_scale_2(calibration):
+    d1, se, res = _deviation(calibration, 1.0)
+    d2, _, _ = _deviation(calibration, 2.0)
+    assert d1.mean() > 4 * se.mean()  # scale 1 differs from ideal by far more than shot noise
+    assert d2.mean() > 1.3 * d1.mean()
+    assert res.metadata["calibration"] == calibration and res.metadata["calibration_date"]
+
+
+def test_layout_avoids_qubits_with_broken_readout():
+    snap = load_calibration("fake_sherbrooke")
+    device = make_device("aer-noisy", shots=16, calibration="fake_sherbrooke")
+    circuit = device.transpiled("basic", torch.rand(16, dtype=torch.float64))
+    measured = {circuit.find_bit(inst.qubits[0]).index for inst in circuit.data if inst.operation.name == "measure"}
+    assert all(snap["qubits"][q]["prob_meas1_prep0"] < 0.2 for q in measured)
+
+
+def test_transpiled_circuit_uses_only_coupled_pairs():
+    snap = load_calibration("fake_sherbrooke")
+    device = make_device("aer-noisy", shots=16, calibration="fake_sherbrooke")
+    circuit = device.transpiled("basic", torch.rand(16, dtype=torch.float64))
+    pairs = {tuple(p) for p in coupling_map(snap)}
+    used = [tuple(circuit.find_bit(q).index for q in inst.qubits) for inst in circuit.data if inst.operation.num_qubits == 2]
+    assert used and all(p in pairs for p in used)
+    assert {inst.operation.name for inst in circuit.data} <= set(snap["basis_gates"]) | {"measure", "barrier"}
+
+
+def test_bad_noisy_input():
+    with pytest.raises(ValueError, match="--calibration NAME; built-in: "):
+        make_device("aer-noisy")
+    runner = CliRunner()
+    res = runner.invoke(app, ["calibration", "show", "fake_nowhere"])
+    assert res.exit_code != 0 and "fake_torino" in res.output
+    res = runner.invoke(app, ["calibration", "list"])
+    assert res.exit_code == 0 and "fake_sherbrooke" in res.output and "2025-02-26" in res.output
