@@ -152,3 +152,29 @@ def noise_model(snapshot: dict, scale: float = 1.0):
         if p10 or p01:
             model.add_readout_error(ReadoutError([[1 - p10, p10], [p01, 1 - p01]]), [i])
     return model
+
+
+def circuit_stats(circuit, snapshot: dict | None = None) -> dict:
+    """Statistics of a transpiled circuit: physical qubits of the logical ones (final layout), two-qubit
+    gate count and depth, total depth and, with a snapshot, the estimated success probability
+    (product of (1 - error) over every gate and of (1 - mean readout error) over measured qubits)."""
+    two_q = [inst for inst in circuit.data if inst.operation.num_qubits == 2]
+    stats = {
+        "two_qubit_gates": len(two_q),
+        "two_qubit_depth": circuit.depth(lambda inst: inst.operation.num_qubits == 2),
+        "depth": circuit.depth(),
+    }
+    if circuit.layout is not None:
+        stats["physical_qubits"] = circuit.layout.final_index_layout()
+    if snapshot is not None:
+        errors = {(g["name"], tuple(g["qubits"])): g["error"] for g in snapshot["gates"]}
+        p = 1.0
+        for inst in circuit.data:
+            qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
+            if inst.operation.name == "measure":
+                q = snapshot["qubits"][qubits[0]]
+                p *= 1 - (q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2
+            else:
+                p *= 1 - errors.get((inst.operation.name, qubits), 0.0)
+        stats["success_probability"] = p
+    return stats

@@ -276,11 +276,62 @@ def calibration_show(name: str = typer.Argument(..., help="snapshot name or file
         )
 
 
-@app.command()
-@friendly_errors
-def devices():
+devices_app = typer.Typer(invoke_without_command=True, help="Devices the circuits can run on.")
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.callback()
+def devices(ctx: typer.Context):
     """List the devices the circuits can run on, and what each needs."""
     from .devices import DEVICES
 
-    for name, what in DEVICES.items():
-        typer.echo(f"{name:<10} {what}")
+    if ctx.invoked_subcommand is None:
+        for name, what in DEVICES.items():
+            typer.echo(f"{name:<10} {what}")
+
+
+@devices_app.command("inspect")
+@friendly_errors
+def devices_inspect(
+    checkpoint: Path = typer.Option(..., help="trained checkpoint whose circuits to transpile"),
+    device: str = typer.Option("aer-noisy", help="aer or aer-noisy"),
+    calibration: Optional[str] = typer.Option("fake_sherbrooke", help="calibration snapshot (aer-noisy)"),
+):
+    """Per circuit: physical qubits, two-qubit gates and depth, estimated success probability; and the
+    same circuits on generic 12-qubit line and ring maps and all-to-all (CX basis) for comparison."""
+    from qiskit import transpile
+    from qiskit.transpiler import CouplingMap
+
+    from .calibration import circuit_stats
+    from .checkpoints import load_checkpoint, model_from_checkpoint
+    from .circuits.qiskit_build import bind_weights
+    from .devices import AerDevice, make_device
+
+    if device not in ("aer", "aer-noisy"):
+        raise ValueError(f"devices inspect supports aer and aer-noisy, got '{device}'")
+    qdev = make_device(device, 16, 0, calibration if device == "aer-noisy" else None)
+    assert isinstance(qdev, AerDevice)
+    snapshot = getattr(qdev, "snapshot", None)
+    model = model_from_checkpoint(load_checkpoint(checkpoint))
+    typer.echo(f"{'circuit':<34} {'2q gates':>8} {'2q depth':>8} {'depth':>6} {'P(success)':>10}  physical qubits")
+    seen = {}
+    for name, module in model.named_modules():
+        if not hasattr(module, "ansatz") or not hasattr(module, "weights"):
+            continue
+        for c in range(module.n_circuits):
+            circuit = qdev.transpiled(module.ansatz, module.weights[c].detach().double())
+            st = circuit_stats(circuit, snapshot)
+            p = f"{st['success_probability']:.3f}" if "success_probability" in st else "-"
+            typer.echo(f"{name + f'[{c}]':<34} {st['two_qubit_gates']:>8} {st['two_qubit_depth']:>8} {st['depth']:>6} {p:>10}  "
+                       f"{st.get('physical_qubits', '-')}")  # fmt: skip
+            seen.setdefault(module.ansatz, module.weights[c].detach().double())
+    basis = ["cx", "rz", "sx", "x"]
+    for ansatz, weights in seen.items():
+        circuit = bind_weights(ansatz, weights.numpy())
+        n = circuit.num_qubits
+        for label, cmap in (("all-to-all", None), ("line", CouplingMap.from_line(n)), ("ring", CouplingMap.from_ring(n))):
+            t = transpile(circuit, basis_gates=basis, coupling_map=cmap, optimization_level=3, seed_transpiler=0)
+            st = circuit_stats(t)
+            typer.echo(
+                f"{ansatz} on {label} ({n} qubits, CX basis): {st['two_qubit_gates']} CX, two-qubit depth {st['two_qubit_depth']}"
+            )

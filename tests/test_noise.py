@@ -84,3 +84,33 @@ def test_bad_noisy_input():
     assert res.exit_code != 0 and "fake_torino" in res.output
     res = runner.invoke(app, ["calibration", "list"])
     assert res.exit_code == 0 and "fake_sherbrooke" in res.output and "2025-02-26" in res.output
+
+
+def test_devices_inspect_reports_every_circuit(tmp_path, data_dir):
+    from nisqdiff.training import TrainConfig, train
+
+    train(TrainConfig(arch="1fqconv", subset=16, batch_size=16, max_steps=1, grid_images=0), tmp_path / "r", data_dir,
+          show_progress=False)  # fmt: skip
+    res = CliRunner().invoke(app, ["devices", "inspect", "--checkpoint", str(tmp_path / "r" / "checkpoint.pt"),
+                                   "--calibration", "fake_torino"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = [line for line in res.output.splitlines() if line.startswith("mid_block")]
+    assert len(rows) == 4 and all(0 < float(r.split()[4]) < 1 for r in rows)  # success probability
+    assert "fqconv on line" in res.output and "fqconv on all-to-all" in res.output
+
+
+def test_circuit_stats_success_probability():
+    from qiskit import QuantumCircuit
+
+    from nisqdiff.calibration import circuit_stats
+
+    snap = load_calibration("fake_torino")
+    a, b = coupling_map(snap)[0]
+    qc = QuantumCircuit(snap["num_qubits"], 1)
+    qc.cz(a, b)
+    qc.measure(a, 0)
+    err = next(g["error"] for g in snap["gates"] if g["name"] == "cz" and g["qubits"] == [a, b])
+    q = snap["qubits"][a]
+    expected = (1 - err) * (1 - (q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2)
+    st = circuit_stats(qc, snap)
+    assert st["two_qubit_gates"] == 1 and abs(st["success_probability"] - expected) < 1e-12
