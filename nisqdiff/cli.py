@@ -155,6 +155,7 @@ def sample(
     device_seed: int = typer.Option(0, help="seed of the device's shot sampling"),
     calibration: Optional[str] = typer.Option(None, help="calibration snapshot for aer-noisy (`nisqdiff calibration list`)"),
     noise_scale: float = typer.Option(1.0, help="multiplies every error rate of the calibration (0 ideal)"),
+    mitigate_readout: bool = typer.Option(False, help="invert the calibration's readout assignment matrices (aer-noisy)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
@@ -162,7 +163,7 @@ def sample(
     from .devices import make_device
     from .sampling import save_grid
 
-    qdevice = make_device(device, shots, device_seed, calibration, noise_scale)
+    qdevice = make_device(device, shots, device_seed, calibration, noise_scale, mitigate_readout)
     ckpt = load_checkpoint(checkpoint, expect_arch=arch)
     images, meta = _sample(
         ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, None if device == "noiseless" else qdevice, torch_device

@@ -168,18 +168,22 @@ class AerNoisyDevice(AerDevice):
     against its calibrated Target (unscaled), at ``optimization_level`` 3, whose VF2 layout passes
     score placements by the calibrated error rates; the simulator (statevector trajectories, one
     noise realisation per shot) uses the noise model at ``noise_scale`` (0 ideal, 1 the
-    calibration, 2 twice the error rates).
+    calibration, 2 twice the error rates). ``mitigate_readout`` inverts each measured qubit's 2x2
+    assignment matrix (the calibration's P(1|0), P(0|1) at the same scale) on its marginal:
+    p1 = (p1_measured - P(1|0)) / (1 - P(1|0) - P(0|1)), exact for independent readout errors.
     """
 
     name = "aer-noisy"
 
-    def __init__(self, calibration: str, noise_scale: float = 1.0, shots: int = 1024, seed: int = 0):
+    def __init__(
+        self, calibration: str, noise_scale: float = 1.0, shots: int = 1024, seed: int = 0, mitigate_readout: bool = False
+    ):
         from qiskit_aer import AerSimulator
 
         from .calibration import load_calibration, noise_model, target
 
         self.snapshot = load_calibration(calibration)
-        self.noise_scale = noise_scale
+        self.noise_scale, self.mitigate_readout = noise_scale, mitigate_readout
         noise = noise_model(self.snapshot, noise_scale)
         self.backend = AerSimulator(noise_model=noise, method="statevector", seed_simulator=seed)
         self.transpile_options = {"target": target(self.snapshot, 1.0)}
@@ -191,7 +195,20 @@ class AerNoisyDevice(AerDevice):
             "calibration": self.snapshot["name"],
             "calibration_date": self.snapshot["calibration_date"],
             "noise_scale": self.noise_scale,
+            "mitigate_readout": self.mitigate_readout,
         }
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        res = super().run(ansatz, weights, inputs)
+        if not self.mitigate_readout or self.noise_scale == 0:
+            return res
+        physical = self.transpiled(ansatz, weights).layout.final_index_layout()
+        qubits = [self.snapshot["qubits"][p] for p in physical]
+        e10 = torch.tensor([min(q["prob_meas1_prep0"] * self.noise_scale, 1.0) for q in qubits], dtype=res.expval.dtype)
+        e01 = torch.tensor([min(q["prob_meas0_prep1"] * self.noise_scale, 1.0) for q in qubits], dtype=res.expval.dtype)
+        gain = (1 - e10 - e01).clamp_min(1e-3)
+        p1 = ((1 - res.expval) / 2 - e10) / gain
+        return DeviceResult((1 - 2 * p1).clamp(-1, 1), res.stderr / gain, res.metadata)
 
 
 DEVICES = {
@@ -204,9 +221,16 @@ DEVICES = {
 
 
 def make_device(
-    name: str, shots: int | None = None, seed: int = 0, calibration: str | None = None, noise_scale: float = 1.0
+    name: str,
+    shots: int | None = None,
+    seed: int = 0,
+    calibration: str | None = None,
+    noise_scale: float = 1.0,
+    mitigate_readout: bool = False,
 ) -> Device:
     """Build device ``name``; ``ValueError`` naming the valid devices, or a missing/invalid option."""
+    if mitigate_readout and name != "aer-noisy":
+        raise ValueError(f"--mitigate-readout applies to aer-noisy, not '{name}'")
     if name == "noiseless":
         return NoiselessDevice()
     if name == "shots":
@@ -220,7 +244,7 @@ def make_device(
             from .calibration import list_calibrations
 
             raise ValueError(f"device 'aer-noisy' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
-        return AerNoisyDevice(calibration, noise_scale, shots if shots is not None else 1024, seed)
+        return AerNoisyDevice(calibration, noise_scale, shots if shots is not None else 1024, seed, mitigate_readout)
     raise ValueError(f"unknown device '{name}'; valid: {', '.join(DEVICES)}")
 
 

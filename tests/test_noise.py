@@ -114,3 +114,22 @@ def test_circuit_stats_success_probability():
     expected = (1 - err) * (1 - (q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2)
     st = circuit_stats(qc, snap)
     assert st["two_qubit_gates"] == 1 and abs(st["success_probability"] - expected) < 1e-12
+
+
+def test_readout_mitigation_inverts_the_assignment_matrices():
+    torch.manual_seed(0)
+    x, w = torch.rand(4, 4, dtype=torch.float64) * 3, torch.rand(16, dtype=torch.float64) * 6
+    exact = expval("basic", x, w)
+    raw_dev = make_device("aer-noisy", shots=8000, seed=1, calibration="fake_sherbrooke")
+    mit_dev = make_device("aer-noisy", shots=8000, seed=1, calibration="fake_sherbrooke", mitigate_readout=True)
+    raw, mit = raw_dev.run("basic", w, x), mit_dev.run("basic", w, x)  # same seed: the same counts
+    snap = load_calibration("fake_sherbrooke")
+    physical = raw_dev.transpiled("basic", w).layout.final_index_layout()
+    e10 = torch.tensor([snap["qubits"][p]["prob_meas1_prep0"] for p in physical], dtype=torch.float64)
+    e01 = torch.tensor([snap["qubits"][p]["prob_meas0_prep1"] for p in physical], dtype=torch.float64)
+    expected = 1 - 2 * ((1 - raw.expval) / 2 - e10) / (1 - e10 - e01)
+    assert torch.allclose(mit.expval, expected.clamp(-1, 1))
+    assert (mit.expval - exact).abs().mean() < (raw.expval - exact).abs().mean()
+    assert mit.metadata["mitigate_readout"] is True
+    with pytest.raises(ValueError, match="aer-noisy"):
+        make_device("shots", shots=10, mitigate_readout=True)
