@@ -1,0 +1,61 @@
+"""Circuits per second on each simulated device: one call (one PUB) for N inputs against one call per circuit.
+
+    python scripts/bench_devices.py                      # shots and aer at N=256, aer-noisy at N=4, 1024 / 128 shots
+    python scripts/bench_devices.py --n 256 --noisy-n 8 --noisy-shots 1024
+
+One HQConv circuit with random weights; transpilation happens once before timing (as in sampling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from bench_train import median_time  # scripts/ is on sys.path when a script in it runs
+
+from nisqdiff.devices import make_device
+
+
+def measure(device, n: int, single_calls: int, repeats: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    w = torch.rand(84, dtype=torch.float64)
+    x = torch.rand(n, 12, dtype=torch.float64) * 3
+    device.run("hqconv", w, x[:1])  # transpile / warm up
+    batched = median_time(lambda: device.run("hqconv", w, x), repeats)
+    t0 = time.perf_counter()
+    for i in range(single_calls):
+        device.run("hqconv", w, x[i : i + 1])
+    single = (time.perf_counter() - t0) / single_calls
+    return n / batched, 1 / single
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--shots", type=int, default=1024)
+    ap.add_argument("--single-calls", type=int, default=32)
+    ap.add_argument("--noisy-n", type=int, default=4)
+    ap.add_argument("--noisy-shots", type=int, default=128)
+    ap.add_argument("--calibration", default="fake_sherbrooke")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print(f"{'device':<28} {'N':>4} {'shots':>6} {'batched c/s':>12} {'per-call c/s':>13} {'speedup':>8}")
+    runs = [
+        ("shots", make_device("shots", args.shots), args.n, args.shots, args.single_calls),
+        ("aer", make_device("aer", args.shots), args.n, args.shots, args.single_calls),
+        (
+            f"aer-noisy {args.calibration}@1",
+            make_device("aer-noisy", args.noisy_shots, calibration=args.calibration),
+            args.noisy_n,
+            args.noisy_shots,
+            2,
+        ),
+    ]
+    for label, device, n, shots, single_calls in runs:
+        batched, single = measure(device, n, single_calls, args.repeats if n > 16 else 1)
+        print(f"{label:<28} {n:>4} {shots:>6} {batched:>12.1f} {single:>13.2f} {batched / single:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
