@@ -111,7 +111,7 @@ class AerDevice(Device):
 
     name = "aer"
 
-    def __init__(self, shots: int = 1024, seed: int = 0, optimization_level: int = 1):
+    def __init__(self, shots: int = 1024, seed: int = 0, optimization_level: int = 1, backend=None, transpile_options=None):
         from qiskit_aer import AerSimulator
         from qiskit_aer.primitives import SamplerV2
 
@@ -119,8 +119,8 @@ class AerDevice(Device):
             raise ValueError(f"--shots must be at least 2, got {shots}")
         self.shots, self.seed, self.optimization_level = shots, seed, optimization_level
         # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
-        self.backend = getattr(self, "backend", None) or AerSimulator(seed_simulator=seed, max_parallel_experiments=0)
-        self.transpile_options = getattr(self, "transpile_options", None) or {"backend": self.backend}
+        self.backend = backend or AerSimulator(seed_simulator=seed, max_parallel_experiments=0)
+        self.transpile_options = transpile_options or {"backend": self.backend}
         self.sampler = SamplerV2.from_backend(self.backend, seed=seed, default_shots=shots)
         self._cache: dict = {}
 
@@ -186,9 +186,8 @@ class AerNoisyDevice(AerDevice):
         self.snapshot = load_calibration(calibration)
         self.noise_scale, self.mitigate_readout = noise_scale, mitigate_readout
         noise = noise_model(self.snapshot, noise_scale)
-        self.backend = AerSimulator(noise_model=noise, method="statevector", seed_simulator=seed, max_parallel_experiments=0)
-        self.transpile_options = {"target": target(self.snapshot, 1.0)}
-        super().__init__(shots, seed, optimization_level=3)
+        backend = AerSimulator(noise_model=noise, method="statevector", seed_simulator=seed, max_parallel_experiments=0)
+        super().__init__(shots, seed, 3, backend, {"target": target(self.snapshot, 1.0)})
 
     def settings(self) -> dict:
         return {
