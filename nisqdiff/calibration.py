@@ -92,6 +92,11 @@ def snapshot_from_backend(backend, origin: str) -> dict:
     }
 
 
+def readout_probs(qubit: dict, scale: float = 1.0) -> tuple[float, float]:
+    """(P(1|0), P(0|1)) of a snapshot qubit with its rates multiplied by ``scale`` (capped at 1)."""
+    return min(qubit["prob_meas1_prep0"] * scale, 1.0), min(qubit["prob_meas0_prep1"] * scale, 1.0)
+
+
 def coupling_map(snapshot: dict) -> list[list[int]]:
     """Directed pairs on which the snapshot's two-qubit gate is calibrated."""
     return [g["qubits"] for g in snapshot["gates"] if len(g["qubits"]) == 2]
@@ -123,9 +128,7 @@ def target(snapshot: dict, scale: float = 1.0):
     for name, props in by_name.items():
         tgt.add_instruction(ops[name], props)
     readout = {  # symmetric readout error, as IBM reports it; lets layout scoring avoid bad readouts
-        (i,): InstructionProperties(
-            duration=q["readout_duration"], error=min((q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2 * scale, 1.0)
-        )
+        (i,): InstructionProperties(duration=q["readout_duration"], error=sum(readout_probs(q, scale)) / 2)
         for i, q in enumerate(snapshot["qubits"])
     }
     tgt.add_instruction(Measure(), readout)
@@ -148,7 +151,7 @@ def noise_model(snapshot: dict, scale: float = 1.0):
     for name, qubits, error in errors:
         model.add_quantum_error(error, name, qubits)
     for i, q in enumerate(snapshot["qubits"]):
-        p10, p01 = min(q["prob_meas1_prep0"] * scale, 1.0), min(q["prob_meas0_prep1"] * scale, 1.0)
+        p10, p01 = readout_probs(q, scale)
         if p10 or p01:
             model.add_readout_error(ReadoutError([[1 - p10, p10], [p01, 1 - p01]]), [i])
     return model
@@ -172,8 +175,7 @@ def circuit_stats(circuit, snapshot: dict | None = None) -> dict:
         for inst in circuit.data:
             qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
             if inst.operation.name == "measure":
-                q = snapshot["qubits"][qubits[0]]
-                p *= 1 - (q["prob_meas1_prep0"] + q["prob_meas0_prep1"]) / 2
+                p *= 1 - sum(readout_probs(snapshot["qubits"][qubits[0]])) / 2
             else:
                 p *= 1 - errors.get((inst.operation.name, qubits), 0.0)
         stats["success_probability"] = p

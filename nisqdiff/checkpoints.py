@@ -17,28 +17,30 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, not nisqdiff's, or of the wrong architecture."""
 
 
-def atomic_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``: a crash
+    never leaves half a file, and the temporary file is removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` through :func:`atomic_write`."""
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` through :func:`atomic_write`."""
+    return atomic_write(path, lambda fh: fh.write(text), mode="w")
 
 
 def load_checkpoint(path: str | os.PathLike, expect_arch: str | None = None) -> dict:

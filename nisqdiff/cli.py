@@ -306,18 +306,18 @@ def devices_inspect(
     from .calibration import circuit_stats
     from .checkpoints import load_checkpoint, model_from_checkpoint
     from .circuits.qiskit_build import bind_weights
-    from .devices import AerDevice, make_device
+    from .devices import make_device
+    from .models.hybrid import PatchCircuits
 
     if device not in ("aer", "aer-noisy"):
         raise ValueError(f"devices inspect supports aer and aer-noisy, got '{device}'")
     qdev = make_device(device, 16, 0, calibration if device == "aer-noisy" else None)
-    assert isinstance(qdev, AerDevice)
     snapshot = getattr(qdev, "snapshot", None)
     model = model_from_checkpoint(load_checkpoint(checkpoint))
     typer.echo(f"{'circuit':<34} {'2q gates':>8} {'2q depth':>8} {'depth':>6} {'P(success)':>10}  physical qubits")
     seen = {}
     for name, module in model.named_modules():
-        if not hasattr(module, "ansatz") or not hasattr(module, "weights"):
+        if not isinstance(module, PatchCircuits):
             continue
         for c in range(module.n_circuits):
             circuit = qdev.transpiled(module.ansatz, module.weights[c].detach().double())

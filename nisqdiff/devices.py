@@ -53,6 +53,19 @@ class Device:
             )
 
 
+def check_shots(shots: int) -> int:
+    """``shots`` if a standard error can be estimated from it (at least 2), else ``ValueError``."""
+    if shots < 2:
+        raise ValueError(f"--shots must be at least 2, got {shots}")
+    return shots
+
+
+def shot_stderr(z: torch.Tensor, shots: int) -> torch.Tensor:
+    """Standard error of a <Z> estimated from ``shots`` +-1 outcomes: sqrt((1 - <Z>^2) / (shots - 1)),
+    the sample standard deviation over sqrt(shots)."""
+    return ((1 - z.square()).clamp_min(0) / (shots - 1)).sqrt()
+
+
 class NoiselessDevice(Device):
     """Exact <Z_q> from the statevector/chain simulator; standard errors are zero."""
 
@@ -71,16 +84,13 @@ class ShotsDevice(Device):
 
     Bitstrings are drawn from the exact Born probabilities (multinomial, from a generator seeded
     with ``seed``); <Z_q> = 1 - 2 * (fraction of shots with qubit q = 1), an unbiased estimate, with
-    standard error sqrt((1 - <Z_q>^2) / (shots - 1)) (the sample standard deviation of +-1 outcomes
-    over sqrt(shots)).
+    standard error from :func:`shot_stderr`.
     """
 
     name = "shots"
 
     def __init__(self, shots: int, seed: int = 0):
-        if shots < 2:
-            raise ValueError(f"--shots must be at least 2, got {shots}")
-        self.shots, self.seed = shots, seed
+        self.shots, self.seed = check_shots(shots), seed
         self.generator = torch.Generator().manual_seed(seed)
 
     def settings(self) -> dict:
@@ -95,7 +105,7 @@ class ShotsDevice(Device):
             draws = torch.multinomial(probs.clamp_min(0), self.shots, replacement=True, generator=self.generator)
             counts = torch.zeros_like(probs).scatter_add_(1, draws, torch.ones_like(draws, dtype=probs.dtype))
             z = (counts @ _z_signs(n, "cpu", probs.dtype)) / self.shots
-            stderr = ((1 - z.square()).clamp_min(0) / (self.shots - 1)).sqrt()
+            stderr = shot_stderr(z, self.shots)
         meta = {**self.settings(), "seconds": time.perf_counter() - t0}
         return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
 
@@ -115,9 +125,7 @@ class AerDevice(Device):
         from qiskit_aer import AerSimulator
         from qiskit_aer.primitives import SamplerV2
 
-        if shots < 2:
-            raise ValueError(f"--shots must be at least 2, got {shots}")
-        self.shots, self.seed, self.optimization_level = shots, seed, optimization_level
+        self.shots, self.seed, self.optimization_level = check_shots(shots), seed, optimization_level
         # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
         self.backend = backend or AerSimulator(seed_simulator=seed, max_parallel_experiments=0)
         self.transpile_options = transpile_options or {"backend": self.backend}
@@ -150,7 +158,7 @@ class AerDevice(Device):
         t1 = time.perf_counter()
         values = inputs.double().numpy()[:, input_columns(circuit)]
         result = self.sampler.run([(circuit, values)], shots=self.shots).result()[0]
-        z, stderr = z_from_bits(result.data.meas.array, inputs.shape[1])
+        z = torch.from_numpy(z_from_bits(result.data.meas.array, inputs.shape[1]))
         meta = {
             **self.settings(),
             "backend": self.backend.name,
@@ -159,7 +167,7 @@ class AerDevice(Device):
             "depth": circuit.depth(),
             "two_qubit_gates": sum(1 for inst in circuit.data if inst.operation.num_qubits == 2),
         }
-        return DeviceResult(torch.from_numpy(z).to(inputs.dtype), torch.from_numpy(stderr).to(inputs.dtype), meta)
+        return DeviceResult(z.to(inputs.dtype), shot_stderr(z, self.shots).to(inputs.dtype), meta)
 
 
 class AerNoisyDevice(AerDevice):
@@ -202,10 +210,12 @@ class AerNoisyDevice(AerDevice):
         res = super().run(ansatz, weights, inputs)
         if not self.mitigate_readout or self.noise_scale == 0:
             return res
+        from .calibration import readout_probs
+
         physical = self.transpiled(ansatz, weights).layout.final_index_layout()
-        qubits = [self.snapshot["qubits"][p] for p in physical]
-        e10 = torch.tensor([min(q["prob_meas1_prep0"] * self.noise_scale, 1.0) for q in qubits], dtype=res.expval.dtype)
-        e01 = torch.tensor([min(q["prob_meas0_prep1"] * self.noise_scale, 1.0) for q in qubits], dtype=res.expval.dtype)
+        e10, e01 = torch.tensor(
+            [readout_probs(self.snapshot["qubits"][p], self.noise_scale) for p in physical], dtype=res.expval.dtype
+        ).unbind(-1)
         gain = (1 - e10 - e01).clamp_min(1e-3)
         p1 = ((1 - res.expval) / 2 - e10) / gain
         return DeviceResult((1 - 2 * p1).clamp(-1, 1), res.stderr / gain, res.metadata)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .checkpoints import atomic_write
 from .diffusion import GaussianDiffusion
 
 SAMPLERS = ("ddpm", "ddim")
@@ -68,9 +69,4 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
     for i in range(n):
         r, c = divmod(i, nrow)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pix[i]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(grid).save(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))

@@ -27,3 +27,16 @@ def _isolate(monkeypatch, tmp_path):
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_checkpoint(data_dir, tmp_path):
+    """Factory: a checkpoint of ``arch`` after one training step on 16 images (fast, real data)."""
+    from nisqdiff.training import TrainConfig, train
+
+    def make(arch: str):
+        out = tmp_path / f"tiny-{arch}"
+        train(TrainConfig(arch=arch, subset=16, batch_size=16, max_steps=1, grid_images=0), out, data_dir, show_progress=False)
+        return out / "checkpoint.pt"
+
+    return make

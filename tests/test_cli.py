@@ -13,14 +13,10 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def classical_ckpt(tmp_path_factory):
-    import os
-    from pathlib import Path
-
-    data = Path(os.environ.get("NISQDIFF_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+def classical_ckpt(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("cli") / "run"
     res = run("train", "--arch", "classical", "--max-steps", 2, "--subset", 32, "--batch-size", 16,
-              "--data-dir", data, "--out", out, "--grid-images", 4)  # fmt: skip
+              "--data-dir", data_dir, "--out", out, "--grid-images", 4)  # fmt: skip
     assert res.exit_code == 0, res.output
     assert (out / "metrics.jsonl").is_file() and list(out.glob("samples_step*.png"))
     return out / "checkpoint.pt"

@@ -58,12 +58,8 @@ def test_bad_device_input():
         NoiselessDevice().run("hqconv", torch.zeros(84), torch.zeros(3, 4))
 
 
-def test_sample_on_shots_device_from_cli(tmp_path, data_dir):
-    from nisqdiff.training import TrainConfig, train
-
-    cfg = TrainConfig(arch="1fqconv", subset=16, batch_size=16, max_steps=1, grid_images=0)
-    train(cfg, tmp_path / "run", data_dir, show_progress=False)
-    ckpt = tmp_path / "run" / "checkpoint.pt"
+def test_sample_on_shots_device_from_cli(tmp_path, tiny_checkpoint):
+    ckpt = tiny_checkpoint("1fqconv")
     runner = CliRunner()
     out = tmp_path / "s"
     res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--num", "3", "--steps", "2", "--device", "shots",

@@ -86,13 +86,9 @@ def test_bad_noisy_input():
     assert res.exit_code == 0 and "fake_sherbrooke" in res.output and "2025-02-26" in res.output
 
 
-def test_devices_inspect_reports_every_circuit(tmp_path, data_dir):
-    from nisqdiff.training import TrainConfig, train
-
-    train(TrainConfig(arch="1fqconv", subset=16, batch_size=16, max_steps=1, grid_images=0), tmp_path / "r", data_dir,
-          show_progress=False)  # fmt: skip
-    res = CliRunner().invoke(app, ["devices", "inspect", "--checkpoint", str(tmp_path / "r" / "checkpoint.pt"),
-                                   "--calibration", "fake_torino"])  # fmt: skip
+def test_devices_inspect_reports_every_circuit(tiny_checkpoint):
+    ckpt = tiny_checkpoint("1fqconv")
+    res = CliRunner().invoke(app, ["devices", "inspect", "--checkpoint", str(ckpt), "--calibration", "fake_torino"])
     assert res.exit_code == 0, res.output
     rows = [line for line in res.output.splitlines() if line.startswith("mid_block")]
     assert len(rows) == 4 and all(0 < float(r.split()[4]) < 1 for r in rows)  # success probability

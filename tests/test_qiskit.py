@@ -64,13 +64,9 @@ def test_pennylane_qiskit_aer_qnode_agrees_with_our_batched_aer_path():
     assert torch.all((theirs - ours.expval).abs() <= 4 * combined + 1e-12)
 
 
-def test_sample_on_aer_from_cli(tmp_path, data_dir):
-    from nisqdiff.training import TrainConfig, train
-
-    train(TrainConfig(arch="1hqconv", subset=16, batch_size=16, max_steps=1, grid_images=0), tmp_path / "run", data_dir,
-          show_progress=False)  # fmt: skip
+def test_sample_on_aer_from_cli(tmp_path, tiny_checkpoint):
     out = tmp_path / "s"
-    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--num", "2",
+    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(tiny_checkpoint("1hqconv")), "--num", "2",
                                    "--steps", "2", "--device", "aer", "--shots", "128", "--out", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "samples.json").read_text())["device"]

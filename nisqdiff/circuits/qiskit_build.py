@@ -55,12 +55,8 @@ def input_columns(circuit: QuantumCircuit) -> list[int]:
     return [p.index for p in circuit.parameters]
 
 
-def z_from_bits(packed: np.ndarray, n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
-    """<Z_q> and its standard error from a ``BitArray.array`` of shape (N, shots, bytes) (big-endian
-    bytes, classical bit 0 least significant): each (N, n_qubits). Standard error
-    sqrt((1 - <Z>^2) / (shots - 1))."""
+def z_from_bits(packed: np.ndarray, n_qubits: int) -> np.ndarray:
+    """<Z_q> (N, n_qubits) from a ``BitArray.array`` of shape (N, shots, bytes) (big-endian bytes,
+    classical bit 0 least significant)."""
     bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., ::-1][..., :n_qubits]  # (N, shots, n): bit q
-    shots = bits.shape[1]
-    z = 1.0 - 2.0 * bits.mean(axis=1)
-    stderr = np.sqrt(np.clip(1 - z**2, 0, None) / max(shots - 1, 1))
-    return z, stderr
+    return 1.0 - 2.0 * bits.mean(axis=1)
