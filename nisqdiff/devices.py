@@ -46,6 +46,8 @@ class Device:
     @staticmethod
     def _check(ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> None:
         spec = get_spec(ansatz)
+        if inputs.dim() == 2 and inputs.shape[0] == 0:
+            raise ValueError("a device call needs at least one input row")
         if inputs.dim() != 2 or inputs.shape[1] != spec.n_qubits or weights.shape != (spec.n_weights,):
             raise ValueError(
                 f"{ansatz} expects inputs (N, {spec.n_qubits}) and weights ({spec.n_weights},), "

@@ -25,7 +25,7 @@ def measure(device, n: int, single_calls: int, repeats: int) -> tuple[float, flo
     batched = median_time(lambda: device.run("hqconv", w, x), repeats)
     t0 = time.perf_counter()
     for i in range(single_calls):
-        device.run("hqconv", w, x[i : i + 1])
+        device.run("hqconv", w, x[i % n : i % n + 1])
     single = (time.perf_counter() - t0) / single_calls
     return n / batched, 1 / single
 

@@ -54,6 +54,8 @@ def test_bad_device_input():
         make_device("shots")
     with pytest.raises(ValueError, match="at least 2"):
         make_device("shots", shots=1)
+    with pytest.raises(ValueError, match="at least one input"):
+        NoiselessDevice().run("hqconv", torch.zeros(84), torch.zeros(0, 12))
     with pytest.raises(ValueError, match=r"inputs \(N, 12\)"):
         NoiselessDevice().run("hqconv", torch.zeros(84), torch.zeros(3, 4))
 
