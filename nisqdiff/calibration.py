@@ -2,9 +2,10 @@
 
 A snapshot is a JSON file: device name, origin and calibration date, qubit count, basis gates,
 per-qubit T1/T2 (s) and asymmetric readout errors, and per-gate error and duration (s) on every
-qubit or coupled pair. Built-in snapshots live in ``nisqdiff/calibrations/`` (exported from
-qiskit-ibm-runtime's fake backends by ``scripts/export_calibrations.py``); ``nisqdiff calibration
-pull`` can add live ones later.
+qubit or coupled pair. Built-in snapshots live in the repository's ``calibration/`` folder (installed
+as ``nisqdiff/calibrations``; exported from qiskit-ibm-runtime's fake backends by
+``scripts/export_calibrations.py``); ``nisqdiff calibration pull`` saves fresh ones from a live account
+into the user's folder (:func:`user_calibration_dir`), where they are found by name too.
 
 :func:`noise_model` turns a snapshot into a Qiskit Aer ``NoiseModel`` with a ``scale`` knob that
 multiplies every error rate: gate errors, readout error probabilities and relaxation rates (T1 and T2
@@ -16,6 +17,7 @@ duration plus the depolarizing part that brings the gate error to the calibrated
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -27,18 +29,30 @@ class CalibrationError(ValueError):
 
 
 def calibration_dir() -> Path:
+    """The built-in snapshots (``calibration/`` of the repository, ``nisqdiff/calibrations`` installed)."""
     return Path(str(resources.files("nisqdiff") / "calibrations"))
 
 
+def user_calibration_dir() -> Path:
+    """Where ``nisqdiff calibration pull`` saves: $NISQDIFF_CALIBRATIONS, else
+    $XDG_DATA_HOME/nisqdiff/calibration (default ~/.local/share/nisqdiff/calibration)."""
+    if os.environ.get("NISQDIFF_CALIBRATIONS"):
+        return Path(os.environ["NISQDIFF_CALIBRATIONS"])
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "nisqdiff" / "calibration"
+
+
 def list_calibrations() -> list[str]:
-    """Names of the built-in snapshots."""
-    return sorted(p.stem for p in calibration_dir().glob("*.json"))
+    """Names of the built-in and the user's pulled snapshots."""
+    return sorted({p.stem for d in (calibration_dir(), user_calibration_dir()) for p in d.glob("*.json")})
 
 
 def load_calibration(name: str) -> dict:
-    """The snapshot called ``name`` (built-in) or stored at path ``name``; raises
-    :class:`CalibrationError` listing the built-in names when there is none."""
+    """The snapshot called ``name`` (the user's pulled ones first, then built-in) or stored at path
+    ``name``; raises :class:`CalibrationError` listing the valid names when there is none."""
     path = Path(name)
+    if not path.is_file():
+        path = user_calibration_dir() / f"{name}.json"
     if not path.is_file():
         path = calibration_dir() / f"{name}.json"
     if not path.is_file():
@@ -47,6 +61,36 @@ def load_calibration(name: str) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise CalibrationError(f"calibration snapshot {path} is not valid JSON: {exc}") from exc
+
+
+def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None, name: str | None = None) -> Path:
+    """Save the current calibration of ``backend_name`` as a snapshot and return its path.
+
+    A live backend needs the saved IBM Quantum account (see :func:`nisqdiff.devices.ibm.resolve_backend`,
+    whose errors it raises); a ``fake_*`` name exports that fake backend offline. The file is
+    ``out_dir`` (default :func:`user_calibration_dir`) / ``name`` (default ``<backend>-<date>``) .json,
+    written atomically."""
+    import datetime as dt
+
+    import qiskit_ibm_runtime
+
+    from .checkpoints import atomic_write_text
+    from .devices.ibm import resolve_backend
+
+    backend, _, local = resolve_backend(backend_name)
+    if not local and hasattr(backend, "refresh"):
+        backend.refresh()
+    where = "fake backend" if local else "live backend"
+    today = dt.date.today().isoformat()
+    snap = snapshot_from_backend(
+        backend, f"{where} {backend.name}, qiskit-ibm-runtime {qiskit_ibm_runtime.__version__}, pulled {today}"
+    )
+    name = name or f"{backend.name}-{(snap['calibration_date'] or today)[:10]}"
+    snap["name"] = name
+    path = Path(out_dir or user_calibration_dir()) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(snap, indent=1) + "\n")
+    return path
 
 
 def snapshot_from_backend(backend, origin: str) -> dict:
@@ -105,13 +149,13 @@ def coupling_map(snapshot: dict) -> list[list[int]]:
 def target(snapshot: dict, scale: float = 1.0):
     """A Qiskit ``Target`` of the snapshot, every error rate multiplied by ``scale`` (T1, T2 divided)."""
     from qiskit.circuit import Measure, Parameter
-    from qiskit.circuit.library import CZGate, ECRGate, RZGate, SXGate, XGate
+    from qiskit.circuit.library import CXGate, CZGate, ECRGate, RZGate, SXGate, XGate
     from qiskit.providers import QubitProperties
     from qiskit.transpiler import InstructionProperties, Target
 
     if scale < 0:
         raise ValueError(f"--noise-scale must be >= 0, got {scale}")
-    ops = {"sx": SXGate(), "x": XGate(), "rz": RZGate(Parameter("lambda")), "ecr": ECRGate(), "cz": CZGate()}
+    ops = {"sx": SXGate(), "x": XGate(), "rz": RZGate(Parameter("lambda")), "ecr": ECRGate(), "cz": CZGate(), "cx": CXGate()}
 
     def longer(t):
         return None if t is None else (t / scale if scale > 0 else 1e9)

@@ -138,41 +138,108 @@ def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, 
     return images, meta
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @app.command()
 @friendly_errors
 def sample(
-    checkpoint: Path = typer.Option(..., help="training checkpoint (its EMA weights are used)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="training checkpoint (its EMA weights are used)"),
     num: int = typer.Option(64),
     sampler: str = typer.Option("ddim", help="ddpm (1000 steps) or ddim"),
     steps: int = typer.Option(50, help="DDIM steps"),
     eta: float = typer.Option(0.0, help="DDIM eta (0 deterministic)"),
-    batch_size: int = typer.Option(256),
+    batch_size: int = typer.Option(256, help="images per batch (device ibm: all images in one batch)"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/samples")),
     arch: Optional[str] = typer.Option(None, help="fail unless the checkpoint holds this architecture"),
-    device: str = typer.Option("noiseless", help="where the circuits run (see `nisqdiff devices`)"),
-    shots: Optional[int] = typer.Option(None, help="shots per circuit execution (device 'shots')"),
-    device_seed: int = typer.Option(0, help="seed of the device's shot sampling"),
+    device: str = typer.Option("noiseless", help="device profile or .toml file where the circuits run (`nisqdiff devices`)"),
+    shots: Optional[int] = typer.Option(None, help="shots per circuit execution [default: the profile's]"),
+    device_seed: Optional[int] = typer.Option(None, help="seed of the device's shot sampling [default: the profile's]"),
     calibration: Optional[str] = typer.Option(None, help="calibration snapshot for aer-noisy (`nisqdiff calibration list`)"),
-    noise_scale: float = typer.Option(1.0, help="multiplies every error rate of the calibration (0 ideal)"),
-    mitigate_readout: bool = typer.Option(False, help="invert the calibration's readout assignment matrices (aer-noisy)"),
+    noise_scale: Optional[float] = typer.Option(None, help="aer-noisy: multiplies every error rate (0 ideal) [default 1]"),
+    mitigate_readout: bool = typer.Option(False, help="invert the readout assignment matrices (aer-noisy, ibm)"),
+    backend: Optional[str] = typer.Option(None, help="device ibm: IBM backend name, or fake_* for local testing mode"),
+    execution_mode: Optional[str] = typer.Option(None, help="device ibm: session (default), batch or job"),
+    job_timeout: Optional[float] = typer.Option(None, help="device ibm: seconds to wait for one job [default 3600]"),
+    dry_run: bool = typer.Option(False, help="device ibm: print what would be submitted and the QPU time estimate"),
+    resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
 ):
-    """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json."""
-    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint
-    from .devices import make_device
+    """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
+    device ibm, manifest.json with every job id as it is submitted)."""
+    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint, model_from_checkpoint
+    from .devices import IBMDevice, NoiselessDevice, RunManifest, make_device
+    from .devices.ibm import dry_run_plan
     from .sampling import save_grid
 
-    qdevice = make_device(device, shots, device_seed, calibration, noise_scale, mitigate_readout)
+    manifest = None
+    options = {
+        "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
+        "mitigate_readout": mitigate_readout or None, "backend": backend, "execution_mode": execution_mode,
+        "job_timeout": job_timeout,
+    }  # fmt: skip
+    if resume is not None:
+        manifest = RunManifest.load(resume)
+        run = manifest.data["run"]
+        checkpoint, out = Path(run["checkpoint"]), resume
+        num, sampler, steps, eta, seed = run["num"], run["sampler"], run["steps"], run["eta"], run["seed"]
+        device, options = run["device"], run["device_options"]
+        if not checkpoint.is_file() or _file_sha256(checkpoint) != run["checkpoint_sha256"]:
+            raise ValueError(f"checkpoint {checkpoint} of the run in {resume} is missing or changed since the run started")
+    if checkpoint is None:
+        raise ValueError("--checkpoint is required (or --resume DIR of an earlier device run)")
+    qdevice = make_device(device, **options)
+    is_ibm = isinstance(qdevice, IBMDevice)
+    if (dry_run or resume is not None) and not is_ibm:
+        raise ValueError(f"--dry-run and --resume apply to device kind ibm, not '{device}'")
     ckpt = load_checkpoint(checkpoint, expect_arch=arch)
-    images, meta = _sample(
-        ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed, None if device == "noiseless" else qdevice, torch_device
-    )
+    if dry_run:
+        plan = dry_run_plan(model_from_checkpoint(ckpt), qdevice, num, 1000 if sampler == "ddpm" else steps)
+        _print_plan(plan, ckpt["arch"], num, sampler)
+        return
+    if is_ibm:
+        batch_size = num  # one PUB per circuit with every image: jobs = stages x steps
+        if manifest is None:
+            run = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": _file_sha256(checkpoint), "num": num,
+                   "sampler": sampler, "steps": steps, "eta": eta, "seed": seed, "device": device, "device_options": options}  # fmt: skip
+            manifest = RunManifest.create(out, run, qdevice.settings())
+        qdevice.manifest = manifest
+    with qdevice:
+        images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed,
+                               None if isinstance(qdevice, NoiselessDevice) else qdevice, torch_device)  # fmt: skip
+    if manifest is not None:
+        meta["device"].update(
+            manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=qdevice.jobs_submitted
+        )
+        manifest.set_status("done")
     out.mkdir(parents=True, exist_ok=True)
     atomic_save({"images": images, "meta": meta}, out / "samples.pt")
     save_grid(images[:64], out / "samples.png")
     atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
     typer.echo(json.dumps(meta))
+
+
+def _print_plan(plan: dict, arch: str, num: int, sampler: str) -> None:
+    mode = " (local testing mode)" if plan["local_testing_mode"] else ""
+    typer.echo(
+        f"dry run: {arch} on {plan['backend']}{mode}, {num} images, {sampler} {plan['steps']} steps, {plan['shots']} shots"
+    )
+    typer.echo(f"circuit stages per denoising step: {plan['circuit_stages_per_step']}, circuits: {len(plan['circuits'])}")
+    for i, c in enumerate(plan["circuits"]):
+        typer.echo(f"  circuit {i}: {c['ansatz']}, {c['two_qubit_gates']} two-qubit gates, depth {c['depth']}, "
+                   f"{c['seconds_per_shot'] * 1e6:.1f} us per shot with repetition delay")  # fmt: skip
+    typer.echo(f"jobs: {plan['jobs']:,} ({plan['execution_mode']}), PUBs: {plan['pubs']:,}, "
+               f"circuit executions: {plan['circuit_executions']:,}, total shots: {plan['total_shots']:,}")  # fmt: skip
+    typer.echo(f"estimated QPU time: {plan['qpu_seconds_estimate'] / 60:.1f} min "
+               "(shots x (scheduled circuit duration + repetition delay); per-job overhead and queueing not included)")  # fmt: skip
 
 
 @app.command()
@@ -239,7 +306,7 @@ app.add_typer(calibration_app, name="calibration")
 @calibration_app.command("list")
 @friendly_errors
 def calibration_list():
-    """The built-in snapshots: name, qubits, basis gates, calibration date, origin."""
+    """The built-in and pulled snapshots: name, qubits, basis gates, calibration date, origin."""
     from .calibration import list_calibrations, load_calibration
 
     for name in list_calibrations():
@@ -277,42 +344,63 @@ def calibration_show(name: str = typer.Argument(..., help="snapshot name or file
         )
 
 
+@calibration_app.command("pull")
+@friendly_errors
+def calibration_pull(
+    backend: str = typer.Option(..., help="IBM backend of your account (or fake_* to export a fake backend offline)"),
+    out: Optional[Path] = typer.Option(None, help="folder [default: the user's calibration folder]"),
+    name: Optional[str] = typer.Option(None, help="snapshot name [default: <backend>-<calibration date>]"),
+):
+    """Save a fresh calibration snapshot of a backend; `--calibration NAME` then finds it."""
+    from .calibration import load_calibration, pull_calibration
+
+    path = pull_calibration(backend, out, name)
+    snap = load_calibration(str(path))
+    typer.echo(f"{path}: {snap['num_qubits']} qubits, {','.join(snap['basis_gates'])}, calibrated {snap['calibration_date']}")
+
+
 devices_app = typer.Typer(invoke_without_command=True, help="Devices the circuits can run on.")
 app.add_typer(devices_app, name="devices")
 
 
 @devices_app.callback()
 def devices(ctx: typer.Context):
-    """List the devices the circuits can run on, and what each needs."""
-    from .devices import DEVICES
+    """List the device profiles (devices/*.toml): name, kind, what each needs and is."""
+    from .devices import list_profiles
+    from .devices.profiles import needs
 
     if ctx.invoked_subcommand is None:
-        for name, what in DEVICES.items():
-            typer.echo(f"{name:<10} {what}")
+        for name, p in list_profiles().items():
+            typer.echo(f"{name:<17} {p['kind']:<10} {p['description']}")
+            typer.echo(f"{'':<17} {'':<10} needs: {needs(p)}")
 
 
 @devices_app.command("inspect")
 @friendly_errors
 def devices_inspect(
     checkpoint: Path = typer.Option(..., help="trained checkpoint whose circuits to transpile"),
-    device: str = typer.Option("aer-noisy", help="aer or aer-noisy"),
-    calibration: Optional[str] = typer.Option("fake_sherbrooke", help="calibration snapshot (aer-noisy)"),
+    device: str = typer.Option("aer-noisy", help="device profile of kind aer, aer-noisy or ibm"),
+    calibration: Optional[str] = typer.Option(None, help="calibration snapshot (aer-noisy) [default: the profile's]"),
+    backend: Optional[str] = typer.Option(None, help="IBM backend (ibm), e.g. fake_sherbrooke"),
 ):
     """Per circuit: physical qubits, two-qubit gates and depth, estimated success probability; and the
     same circuits on generic 12-qubit line and ring maps and all-to-all (CX basis) for comparison."""
     from qiskit import transpile
     from qiskit.transpiler import CouplingMap
 
-    from .calibration import circuit_stats
+    from .calibration import circuit_stats, snapshot_from_backend
     from .checkpoints import load_checkpoint, model_from_checkpoint
     from .circuits.qiskit_build import bind_weights
-    from .devices import make_device
+    from .devices import load_profile, make_device
     from .models.hybrid import PatchCircuits
 
-    if device not in ("aer", "aer-noisy"):
-        raise ValueError(f"devices inspect supports aer and aer-noisy, got '{device}'")
-    qdev = make_device(device, 16, 0, calibration if device == "aer-noisy" else None)
+    kind = load_profile(device)["kind"]
+    if kind not in ("aer", "aer-noisy", "ibm"):
+        raise ValueError(f"devices inspect needs a device of kind aer, aer-noisy or ibm; '{device}' is {kind}")
+    qdev = make_device(device, shots=16, calibration=calibration, backend=backend)
     snapshot = getattr(qdev, "snapshot", None)
+    if kind == "ibm":
+        snapshot = snapshot_from_backend(qdev.backend, "backend properties")
     model = model_from_checkpoint(load_checkpoint(checkpoint))
     typer.echo(f"{'circuit':<34} {'2q gates':>8} {'2q depth':>8} {'depth':>6} {'P(success)':>10}  physical qubits")
     seen = {}

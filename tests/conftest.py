@@ -18,9 +18,16 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch, tmp_path):
-    """No test reads the user's cache or downloads: the cache points into tmp and urlopen fails."""
+    """No test reads the user's cache, data or IBM Quantum account, or downloads: the cache and data
+    folders and the account file point into tmp, the account variables are unset and urlopen fails."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NISQDIFF_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    for var in ("NISQDIFF_DATA", "NISQDIFF_CALIBRATIONS", "QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_CHANNEL",
+                "QISKIT_IBM_URL"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(
+        "qiskit_ibm_runtime.accounts.management._DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json")
+    )
 
     def offline(*args, **kwargs):
         raise OSError("network disabled in tests")

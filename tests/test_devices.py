@@ -48,10 +48,12 @@ def test_device_executor_one_call_per_circuit_stage():
 
 
 def test_bad_device_input():
-    with pytest.raises(ValueError, match="valid: noiseless, shots"):
+    with pytest.raises(ValueError, match="valid: aer, aer-noisy, aer-noisy-torino, ibm, noiseless, shots"):
         make_device("aer-nosy")
-    with pytest.raises(ValueError, match="--shots"):
-        make_device("shots")
+    with pytest.raises(ValueError, match="--shots does not apply to device 'noiseless'"):
+        make_device("noiseless", shots=100)
+    with pytest.raises(ValueError, match="--backend NAME"):
+        make_device("ibm")
     with pytest.raises(ValueError, match="at least 2"):
         make_device("shots", shots=1)
     with pytest.raises(ValueError, match="at least one input"):
@@ -71,5 +73,5 @@ def test_sample_on_shots_device_from_cli(tmp_path, tiny_checkpoint):
     assert meta["device"]["device"] == "shots" and meta["device"]["shots"] == 64
     assert meta["device"]["device_calls"] == 8 and meta["device"]["max_stderr"] > 0
     res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--device", "ibm-quantum"])
-    assert res.exit_code != 0 and "valid: noiseless, shots" in res.output
+    assert res.exit_code != 0 and "valid: aer, aer-noisy" in res.output
     assert "noiseless" in runner.invoke(app, ["devices"]).output

@@ -77,8 +77,9 @@ def test_transpiled_circuit_uses_only_coupled_pairs():
 
 
 def test_bad_noisy_input():
-    with pytest.raises(ValueError, match="--calibration NAME; built-in: "):
-        make_device("aer-noisy")
+    assert make_device("aer-noisy").snapshot["name"] == "fake_sherbrooke"  # the profile's calibration
+    with pytest.raises(ValueError, match="unknown calibration 'fake_nowhere'; valid: fake_kyiv"):
+        make_device("aer-noisy", calibration="fake_nowhere")
     runner = CliRunner()
     res = runner.invoke(app, ["calibration", "show", "fake_nowhere"])
     assert res.exit_code != 0 and "fake_torino" in res.output
@@ -127,5 +128,5 @@ def test_readout_mitigation_inverts_the_assignment_matrices():
     assert torch.allclose(mit.expval, expected.clamp(-1, 1))
     assert (mit.expval - exact).abs().mean() < (raw.expval - exact).abs().mean()
     assert mit.metadata["mitigate_readout"] is True
-    with pytest.raises(ValueError, match="aer-noisy"):
+    with pytest.raises(ValueError, match="--mitigate-readout does not apply to device 'shots'"):
         make_device("shots", shots=10, mitigate_readout=True)

@@ -76,3 +76,29 @@ def test_sample_on_aer_from_cli(tmp_path, tiny_checkpoint):
 def test_aer_needs_two_shots():
     with pytest.raises(ValueError, match="at least 2"):
         make_device("aer", shots=1)
+
+
+@pytest.mark.parametrize("calibration", ["fake_sherbrooke", "fake_torino"])
+def test_transpiled_circuit_is_the_logical_one_up_to_its_layout(calibration):
+    """The transpiled circuit, cut down to the physical qubits it uses, prepares the logical circuit's
+    state on the qubits its final layout names (ancillas left in |0>), up to a global phase."""
+    from qiskit import QuantumCircuit
+    from qiskit.quantum_info import Statevector, state_fidelity
+
+    from nisqdiff.circuits.qiskit_build import bind_weights
+
+    torch.manual_seed(4)
+    w = torch.rand(84, dtype=torch.float64)
+    transpiled = make_device("aer-noisy", shots=16, calibration=calibration).transpiled("hqconv", w)
+    transpiled = transpiled.remove_final_measurements(inplace=False)
+    used = sorted({transpiled.find_bit(q).index for inst in transpiled.data for q in inst.qubits})
+    compact = QuantumCircuit(len(used))
+    for inst in transpiled.data:
+        compact.append(inst.operation, [used.index(transpiled.find_bit(q).index) for q in inst.qubits])
+    where = [used.index(p) for p in transpiled.layout.final_index_layout()]  # logical q -> compact qubit
+    expected = QuantumCircuit(len(used))
+    expected.compose(bind_weights("hqconv", w, measure=False), qubits=where, inplace=True)
+    assert len(used) >= 12 and compact.count_ops().keys() <= {"rz", "sx", "x", "ecr", "cz", "barrier"}
+    for x in torch.rand(3, 12, dtype=torch.float64) * 3:
+        states = [Statevector(c.assign_parameters({p: float(x[p.index]) for p in c.parameters})) for c in (compact, expected)]
+        assert state_fidelity(*states) > 1 - 1e-9

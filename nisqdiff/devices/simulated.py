@@ -1,0 +1,186 @@
+"""Simulated devices: ``noiseless``, ``shots``, ``aer`` and ``aer-noisy``.
+
+``noiseless`` gives exact expectation values (the training simulator); ``shots`` measures the ideal
+state ``shots`` times (bitstrings drawn from its Born probabilities, <Z_q> from the marginal of qubit
+q with its standard error); ``aer`` runs the Qiskit circuit, transpiled once per set of weights, on
+Qiskit Aer's SamplerV2 without noise (a cross-check of the whole Qiskit path); ``aer-noisy`` adds a
+noise model from a calibration snapshot (:mod:`nisqdiff.calibration`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..circuits import simulate
+from ..circuits.simulator import probabilities
+from .base import Device, DeviceResult, check_shots, mitigate_readout, shot_stderr, with_stats
+
+
+class NoiselessDevice(Device):
+    """Exact <Z_q> from the statevector/chain simulator; standard errors are zero."""
+
+    name = "noiseless"
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        self._check(ansatz, weights, inputs)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            z = simulate(ansatz, inputs.unsqueeze(0), weights.unsqueeze(0)).squeeze(0)
+        return DeviceResult(z, torch.zeros_like(z), {**self.settings(), "seconds": time.perf_counter() - t0})
+
+
+class ShotsDevice(Device):
+    """The ideal circuit measured ``shots`` times per input.
+
+    Bitstrings are drawn from the exact Born probabilities (computed in float32, whose rounding,
+    about 1e-7 per probability, is far below any shot noise) by inverse-CDF sampling from a
+    generator seeded with ``seed``; <Z_q> = 1 - 2 * (fraction of shots with qubit q = 1), an unbiased
+    estimate, with standard error from :func:`shot_stderr`.
+    """
+
+    name = "shots"
+
+    def __init__(self, shots: int, seed: int = 0):
+        self.shots, self.seed = check_shots(shots), seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def settings(self) -> dict:
+        return {"device": self.name, "shots": self.shots, "seed": self.seed}
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        self._check(ansatz, weights, inputs)
+        t0 = time.perf_counter()
+        n = inputs.shape[1]
+        with torch.no_grad():
+            probs = probabilities(ansatz, inputs.float().unsqueeze(0), weights.float().unsqueeze(0)).squeeze(0)
+            cdf = probs.double().cumsum(1)
+            u = torch.rand(inputs.shape[0], self.shots, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
+            draws = torch.searchsorted(cdf, u).clamp_max(2**n - 1)  # (N, shots) basis-state indices
+            ones = ((draws.unsqueeze(-1) >> torch.arange(n - 1, -1, -1)) & 1).sum(1)  # (N, n): shots with qubit q = 1
+            z = 1 - 2 * ones.double() / self.shots
+            stderr = shot_stderr(z, self.shots)
+        meta = {**self.settings(), "seconds": time.perf_counter() - t0}
+        return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
+
+
+class AerDevice(Device):
+    """Qiskit Aer (``AerSimulator`` through ``qiskit_aer.primitives.SamplerV2``), no noise.
+
+    The circuit of :mod:`nisqdiff.circuits.qiskit_build` gets the trained weights bound and is
+    transpiled once (cached per ansatz and weights; ``optimization_level``, ``seed_transpiler`` 0);
+    a stage of C circuits is one ``SamplerV2.run`` with C PUBs ``(circuit, inputs (N, n_qubits))`` of
+    ``shots`` shots. <Z_q> comes from the measured bits with its standard error.
+    """
+
+    name = "aer"
+
+    def __init__(self, shots: int = 1024, seed: int = 0, optimization_level: int = 1, backend=None, transpile_options=None):
+        from qiskit_aer import AerSimulator
+        from qiskit_aer.primitives import SamplerV2
+
+        self.shots, self.seed, self.optimization_level = check_shots(shots), seed, optimization_level
+        # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
+        self.backend = backend or AerSimulator(seed_simulator=seed, max_parallel_experiments=0)
+        self.transpile_options = transpile_options or {"backend": self.backend}
+        self.sampler = SamplerV2.from_backend(self.backend, seed=seed, default_shots=shots)
+        self._cache: dict = {}
+
+    def settings(self) -> dict:
+        return {"device": self.name, "shots": self.shots, "seed": self.seed, "optimization_level": self.optimization_level}
+
+    def transpiled(self, ansatz: str, weights: torch.Tensor):
+        """The bound, transpiled circuit for these weights (built and transpiled on first use only)."""
+        from qiskit import transpile
+
+        from ..circuits.qiskit_build import bind_weights
+
+        key = (ansatz, weights.double().numpy().tobytes())
+        if key not in self._cache:
+            circuit = bind_weights(ansatz, weights.double().numpy())
+            self._cache[key] = with_stats(
+                transpile(circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0)
+            )
+        return self._cache[key]
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        return self.run_many(ansatz, weights.unsqueeze(0), inputs.unsqueeze(0))[0]
+
+    def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
+        from ..circuits.qiskit_build import input_columns, z_from_bits
+
+        for w, x in zip(weights, inputs):
+            self._check(ansatz, w, x)
+        t0 = time.perf_counter()
+        circuits = [self.transpiled(ansatz, w) for w in weights]
+        t1 = time.perf_counter()
+        pubs = [(c, x.double().numpy()[:, input_columns(c)]) for c, x in zip(circuits, inputs)]
+        results = self.sampler.run(pubs, shots=self.shots).result()
+        meta = {
+            **self.settings(),
+            "backend": self.backend.name,
+            "pubs": len(pubs),
+            "seconds": time.perf_counter() - t0,
+            "transpile_seconds": t1 - t0,
+        }
+        out = []
+        for circuit, r in zip(circuits, results):
+            z = torch.from_numpy(z_from_bits(r.data.meas.array, inputs.shape[-1]))
+            res = DeviceResult(z.to(inputs.dtype), shot_stderr(z, self.shots).to(inputs.dtype), meta | circuit.metadata)
+            out.append(self._postprocess(circuit, res))
+        return out
+
+    def _postprocess(self, circuit, result: DeviceResult) -> DeviceResult:
+        return result
+
+
+class AerNoisyDevice(AerDevice):
+    """Qiskit Aer with a noise model from a calibration snapshot (:mod:`nisqdiff.calibration`).
+
+    Circuits are transpiled once per set of weights to the device's basis gates and coupling map
+    against its calibrated Target (unscaled), at ``optimization_level`` 3, whose VF2 layout passes
+    score placements by the calibrated error rates; the simulator (statevector trajectories, one
+    noise realisation per shot) uses the noise model at ``noise_scale`` (0 ideal, 1 the
+    calibration, 2 twice the error rates). ``mitigate_readout`` inverts each measured qubit's 2x2
+    assignment matrix (the calibration's P(1|0), P(0|1) at the same scale), see :func:`mitigate_readout`.
+    """
+
+    name = "aer-noisy"
+
+    def __init__(
+        self,
+        calibration: str,
+        noise_scale: float = 1.0,
+        shots: int = 1024,
+        seed: int = 0,
+        mitigate_readout: bool = False,
+        optimization_level: int = 3,
+    ):
+        from qiskit_aer import AerSimulator
+
+        from ..calibration import load_calibration, noise_model, target
+
+        self.snapshot = load_calibration(calibration)
+        self.noise_scale, self.mitigate_readout = noise_scale, mitigate_readout
+        noise = noise_model(self.snapshot, noise_scale)
+        backend = AerSimulator(noise_model=noise, method="statevector", seed_simulator=seed, max_parallel_experiments=0)
+        super().__init__(shots, seed, optimization_level, backend, {"target": target(self.snapshot, 1.0)})
+
+    def settings(self) -> dict:
+        return {
+            **super().settings(),
+            "calibration": self.snapshot["name"],
+            "calibration_date": self.snapshot["calibration_date"],
+            "noise_scale": self.noise_scale,
+            "mitigate_readout": self.mitigate_readout,
+        }
+
+    def _postprocess(self, circuit, result: DeviceResult) -> DeviceResult:
+        if not self.mitigate_readout or self.noise_scale == 0:
+            return result
+        from ..calibration import readout_probs
+
+        probs = [readout_probs(self.snapshot["qubits"][p], self.noise_scale) for p in circuit.layout.final_index_layout()]
+        p10, p01 = torch.tensor(probs, dtype=torch.float64).unbind(-1)
+        return mitigate_readout(result, p10, p01)
