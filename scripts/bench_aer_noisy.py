@@ -24,6 +24,7 @@ from nisqdiff.devices import make_device
 CONFIGS = {
     "statevector": {"method": "statevector"},  # the aer-noisy device: one noise trajectory per shot
     "statevector_serial": {"method": "statevector", "max_parallel_experiments": 1},
+    "parallel_shots": {"method": "statevector", "max_parallel_experiments": 1, "max_parallel_shots": 0},
     "shot_branching": {"method": "statevector", "shot_branching_enable": True},
     "shot_branching_sampling": {"method": "statevector", "shot_branching_enable": True, "shot_branching_sampling_enable": True},
     "single_precision": {"method": "statevector", "precision": "single"},

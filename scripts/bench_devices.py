@@ -42,11 +42,11 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{'device':<28} {'N':>4} {'shots':>6} {'batched c/s':>12} {'per-call c/s':>13} {'speedup':>8}")
     runs = [
-        ("shots", make_device("shots", args.shots), args.n, args.shots, args.single_calls),
-        ("aer", make_device("aer", args.shots), args.n, args.shots, args.single_calls),
+        ("shots", make_device("shots", shots=args.shots), args.n, args.shots, args.single_calls),
+        ("aer", make_device("aer", shots=args.shots), args.n, args.shots, args.single_calls),
         (
             f"aer-noisy {args.calibration}@1",
-            make_device("aer-noisy", args.noisy_shots, calibration=args.calibration),
+            make_device("aer-noisy", shots=args.noisy_shots, calibration=args.calibration),
             args.noisy_n,
             args.noisy_shots,
             2,
@@ -55,6 +55,9 @@ def main() -> None:
     for label, device, n, shots, single_calls in runs:
         batched, single = measure(device, n, single_calls, args.repeats if n > 16 else 1)
         print(f"{label:<28} {n:>4} {shots:>6} {batched:>12.1f} {single:>13.2f} {batched / single:>7.1f}x")
+    stages, steps, images = 4, 50, 64  # a 1hqconv model: 4 circuit stages per denoising step
+    print(f"ibm jobs for {images} images x {steps} DDIM steps of 1hqconv: batched {stages * steps} "
+          f"(stages x steps), one circuit per call {stages * steps * images} ({images}x)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -130,3 +130,23 @@ def test_readout_mitigation_inverts_the_assignment_matrices():
     assert mit.metadata["mitigate_readout"] is True
     with pytest.raises(ValueError, match="--mitigate-readout does not apply to device 'shots'"):
         make_device("shots", shots=10, mitigate_readout=True)
+
+
+def test_density_matrix_and_trajectories_agree_and_auto_picks_by_shots():
+    torch.manual_seed(1)
+    x, w = torch.rand(4, 4, dtype=torch.float64) * 3, torch.rand(16, dtype=torch.float64) * 6
+    runs = {
+        m: make_device("aer-noisy", shots=4000, seed=2, calibration="fake_torino", noise_scale=2.0, method=m).run("basic", w, x)
+        for m in ("statevector", "density_matrix")
+    }
+    a, b = runs["statevector"], runs["density_matrix"]
+    assert torch.all((a.expval - b.expval).abs() <= 4 * (a.stderr.square() + b.stderr.square()).sqrt())
+    device = make_device("aer-noisy", shots=256, seed=5, calibration="fake_torino", method="statevector")
+    first, second = device.run("basic", w, x), device.run("basic", w, x)
+    assert not torch.equal(first.expval, second.expval)  # every call draws fresh noise trajectories...
+    again = make_device("aer-noisy", shots=256, seed=5, calibration="fake_torino", method="statevector")
+    assert torch.equal(again.run("basic", w, x).expval, first.expval)  # ...reproducibly
+    assert make_device("aer-noisy", shots=1024).method == "density_matrix"
+    assert make_device("aer-noisy", shots=128).method == "statevector"
+    with pytest.raises(ValueError, match="valid: auto, statevector, density_matrix"):
+        make_device("aer-noisy", method="mps")

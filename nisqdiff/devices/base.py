@@ -132,3 +132,13 @@ def with_stats(circuit):
         "two_qubit_gates": sum(1 for inst in circuit.data if inst.operation.num_qubits == 2),
     }
     return circuit
+
+
+def call_seed(seed: int, call: int) -> int:
+    """A 63-bit simulator seed for call ``call`` of a device seeded with ``seed``. Qiskit Aer seeds
+    shot i of a run with seed_simulator + i, so consecutive integers would replay the same noise
+    trajectories shifted by one shot in every call; SeedSequence-derived seeds keep calls independent
+    (and reproducible)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, call]).generate_state(1, np.uint64)[0] >> np.uint64(1))

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import atomic_write, atomic_write_text
-from .base import Device, DeviceResult, check_shots, mitigate_readout, shot_stderr, with_stats
+from .base import Device, DeviceResult, call_seed, check_shots, mitigate_readout, shot_stderr, with_stats
 
 MIN_QUBITS = 12
 EXECUTION_MODES = ("session", "batch", "job")
@@ -260,7 +260,7 @@ class IBMDevice(Device):
     def _submit(self, pubs: list, index: int):
         sampler = self._open()
         if self.local:  # reproducible local runs: the job's simulator seed follows its index
-            sampler.options.simulator.seed_simulator = self.seed * 1_000_003 + index + 1
+            sampler.options.simulator.seed_simulator = call_seed(self.seed, index)
         self.jobs_submitted += 1
         return sampler.run(pubs)
 

@@ -18,7 +18,7 @@ KIND_OPTIONS = {
     "noiseless": set(),
     "shots": {"shots", "seed"},
     "aer": {"shots", "seed", "optimization_level"},
-    "aer-noisy": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout"},
+    "aer-noisy": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "method"},
     "ibm": {"shots", "seed", "backend", "optimization_level", "mitigate_readout", "execution_mode", "job_timeout",
             "max_executions_per_job"},
 }  # fmt: skip
@@ -80,7 +80,7 @@ def needs(profile: dict) -> str:
 def make_device(name: str, **options) -> Device:
     """Build the device of profile ``name`` with ``options`` (None = the profile's value) overriding it.
 
-    Options: shots, seed, calibration, noise_scale, mitigate_readout, optimization_level, backend,
+    Options: shots, seed, calibration, noise_scale, method, mitigate_readout, optimization_level, backend,
     execution_mode, job_timeout, max_executions_per_job. Raises ``ValueError`` for an unknown device
     (listing the valid ones), an option its kind does not take, or a missing required one.
     """
@@ -105,7 +105,7 @@ def make_device(name: str, **options) -> Device:
             from ..calibration import list_calibrations
 
             raise ValueError(f"device '{name}' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
-        keys = ("noise_scale", "shots", "seed", "mitigate_readout", "optimization_level")
+        keys = ("noise_scale", "shots", "seed", "mitigate_readout", "optimization_level", "method")
         return AerNoisyDevice(opts["calibration"], **{k: opts[k] for k in keys if k in opts})
     if "backend" not in opts:
         raise ValueError(f"device '{name}' needs --backend NAME (an IBM backend of your account, or fake_sherbrooke, ...)")
