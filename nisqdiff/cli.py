@@ -212,9 +212,16 @@ def sample(
                    "sampler": sampler, "steps": steps, "eta": eta, "seed": seed, "device": device, "device_options": options}  # fmt: skip
             manifest = RunManifest.create(out, run, qdevice.settings())
         qdevice.manifest = manifest
-    with qdevice:
-        images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed,
-                               None if isinstance(qdevice, NoiselessDevice) else qdevice, torch_device)  # fmt: skip
+    try:
+        with qdevice:
+            images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed,
+                                   None if isinstance(qdevice, NoiselessDevice) else qdevice, torch_device)  # fmt: skip
+    except KeyboardInterrupt:
+        if manifest is None:
+            raise
+        done = sum(j["status"] == "done" for j in manifest.data["jobs"])
+        typer.echo(f"interrupted: {done} finished jobs are kept in {manifest.path}; continue with --resume {out}", err=True)
+        raise typer.Exit(code=130) from None
     if manifest is not None:
         meta["device"].update(
             manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=qdevice.jobs_submitted

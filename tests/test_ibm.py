@@ -67,7 +67,7 @@ def test_interrupted_run_resumes_without_resubmitting(ibm_run, tmp_path, monkeyp
 
     monkeypatch.setattr(IBMDevice, "_wait", crash_on_fourth)
     res = _sample(ckpt, tmp_path / "run")
-    assert res.exit_code != 0
+    assert res.exit_code == 130 and "3 finished jobs are kept" in res.output and "--resume" in res.output
     statuses = [j["status"] for j in json.loads((tmp_path / "run" / "manifest.json").read_text())["jobs"]]
     assert statuses == ["done", "done", "done", "submitted"]
     monkeypatch.setattr(IBMDevice, "_wait", original)
