@@ -80,6 +80,65 @@ def shot_stderr(z: torch.Tensor, shots: int) -> torch.Tensor:
     return ((1 - z.square()).clamp_min(0) / (shots - 1)).sqrt()
 
 
+class SamplerDevice(Device):
+    """A device that runs bound, transpiled Qiskit circuits through a SamplerV2 (Aer or IBM).
+
+    Subclasses give ``_transpile(circuit)`` (once per ansatz and weights, cached here),
+    ``_execute(circuits, values) -> (bits per circuit, metadata)`` (one primitive call or job per
+    stage) and ``_readout()`` (the snapshot and scale whose assignment matrices to invert, or None).
+    ``run_many`` maps the measured bits to <Z_q> through each circuit's final layout, with standard
+    errors, and applies readout mitigation where asked.
+    """
+
+    shots: int
+    _cache: dict
+
+    def _transpile(self, circuit):
+        raise NotImplementedError
+
+    def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
+        raise NotImplementedError
+
+    def _readout(self) -> tuple[dict, float] | None:
+        return None
+
+    def transpiled(self, ansatz: str, weights: torch.Tensor):
+        """The circuit with these weights bound, transpiled for the device (on first use only)."""
+        from ..circuits.qiskit_build import bind_weights
+
+        key = (ansatz, weights.double().numpy().tobytes())
+        if key not in self._cache:
+            self._cache[key] = with_stats(self._transpile(bind_weights(ansatz, weights.double().numpy())))
+        return self._cache[key]
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        return self.run_many(ansatz, weights.unsqueeze(0), inputs.unsqueeze(0))[0]
+
+    def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
+        from ..calibration import readout_probs
+        from ..circuits.qiskit_build import input_columns, z_from_bits
+
+        for w, x in zip(weights, inputs):
+            self._check(ansatz, w, x)
+        t0 = time.perf_counter()
+        circuits = [self.transpiled(ansatz, w) for w in weights]
+        t1 = time.perf_counter()
+        values = [x.double().numpy()[:, input_columns(c)] for c, x in zip(circuits, inputs)]
+        bits, meta = self._execute(circuits, values)
+        meta = {**self.settings(), **meta, "seconds": time.perf_counter() - t0, "transpile_seconds": t1 - t0}
+        readout = self._readout()
+        out = []
+        for circuit, b in zip(circuits, bits):
+            z = torch.from_numpy(z_from_bits(b, inputs.shape[-1]))
+            res = DeviceResult(z.to(inputs.dtype), shot_stderr(z, self.shots).to(inputs.dtype), meta | circuit.metadata)
+            if readout is not None:
+                snapshot, scale = readout
+                probs = [readout_probs(snapshot["qubits"][p], scale) for p in circuit.layout.final_index_layout()]
+                res = mitigate_readout(res, *torch.tensor(probs, dtype=torch.float64).unbind(-1))
+            out.append(res)
+        return out
+
+
 class DeviceExecutor:
     """Puts a :class:`Device` behind a model (``UNet.set_executor``): the executor call
     ``(ansatz, inputs (C, B, n), weights (C, n_weights)) -> <Z> (C, B, n)`` becomes one

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..checkpoints import atomic_write, atomic_write_text
-from .base import Device, DeviceResult, call_seed, check_shots, mitigate_readout, shot_stderr, with_stats
+from .base import SamplerDevice, call_seed, check_shots
 
 MIN_QUBITS = 12
 EXECUTION_MODES = ("session", "batch", "job")
@@ -155,7 +154,7 @@ class RunManifest:
         return self.dir / "jobs" / f"{index:06d}.npz"
 
 
-class IBMDevice(Device):
+class IBMDevice(SamplerDevice):
     """IBM Quantum (or a fake backend in local testing mode) through ``qiskit_ibm_runtime.SamplerV2``.
 
     ``run_many`` submits one job per circuit stage (C PUBs of (N, n_qubits) inputs, ``shots`` each),
@@ -206,17 +205,11 @@ class IBMDevice(Device):
             "mitigate_readout": self.mitigate_readout,
         }
 
-    def transpiled(self, ansatz: str, weights: torch.Tensor):
-        """The bound circuit for these weights transpiled for the backend (once per weights)."""
+    def _transpile(self, circuit):
         from qiskit.transpiler import generate_preset_pass_manager
 
-        from ..circuits.qiskit_build import bind_weights
-
-        key = (ansatz, weights.double().numpy().tobytes())
-        if key not in self._cache:
-            pm = generate_preset_pass_manager(optimization_level=self.optimization_level, backend=self.backend, seed_transpiler=0)
-            self._cache[key] = with_stats(pm.run(bind_weights(ansatz, weights.double().numpy())))
-        return self._cache[key]
+        pm = generate_preset_pass_manager(optimization_level=self.optimization_level, backend=self.backend, seed_transpiler=0)
+        return pm.run(circuit)
 
     def circuit_seconds(self, circuit) -> float:
         """Scheduled duration (s) of one shot of ``circuit`` plus the backend's repetition delay."""
@@ -331,42 +324,24 @@ class IBMDevice(Device):
                 self.manifest.put_job(entry)
         return self._collect(job, entry, values)
 
-    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
-        return self.run_many(ansatz, weights.unsqueeze(0), inputs.unsqueeze(0))[0]
-
-    def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
-        from ..circuits.qiskit_build import input_columns, z_from_bits
-
-        for w, x in zip(weights, inputs):
-            self._check(ansatz, w, x)
-        t0 = time.perf_counter()
-        circuits = [self.transpiled(ansatz, w) for w in weights]
-        values = [x.double().numpy()[:, input_columns(c)] for c, x in zip(circuits, inputs)]
+    def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         bits: list[np.ndarray] = []
         job_ids = []
-        for group in self.job_plan(len(circuits), inputs.shape[1]):
+        for group in self.job_plan(len(circuits), values[0].shape[0]):
             bits += self._job_bits(self._next_job, [circuits[i] for i in group], [values[i] for i in group])
             if self.manifest is not None:
                 job_ids.append(self.manifest.job(self._next_job)["job_id"])
             self._next_job += 1
-        meta = {**self.settings(), "seconds": time.perf_counter() - t0, "job_ids": job_ids}
-        out = []
-        for circuit, b in zip(circuits, bits):
-            z = torch.from_numpy(z_from_bits(b, inputs.shape[-1]))
-            res = DeviceResult(z.to(inputs.dtype), shot_stderr(z, self.shots).to(inputs.dtype), meta | circuit.metadata)
-            if self.mitigate_readout:
-                res = self._mitigated(circuit, res)
-            out.append(res)
-        return out
+        return bits, {"job_ids": job_ids}
 
-    def _mitigated(self, circuit, result: DeviceResult) -> DeviceResult:
-        from ..calibration import readout_probs, snapshot_from_backend
+    def _readout(self) -> tuple[dict, float] | None:
+        from ..calibration import snapshot_from_backend
 
+        if not self.mitigate_readout:
+            return None
         if self._snapshot is None:
             self._snapshot = snapshot_from_backend(self.backend, origin="backend properties at run time")
-        probs = [readout_probs(self._snapshot["qubits"][p]) for p in circuit.layout.final_index_layout()]
-        p10, p01 = torch.tensor(probs, dtype=torch.float64).unbind(-1)
-        return mitigate_readout(result, p10, p01)
+        return self._snapshot, 1.0
 
 
 def dry_run_plan(model, device: IBMDevice, num: int, steps: int) -> dict:

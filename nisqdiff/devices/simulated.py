@@ -15,7 +15,7 @@ import torch
 
 from ..circuits import simulate
 from ..circuits.simulator import _z_signs, probabilities
-from .base import Device, DeviceResult, call_seed, check_shots, mitigate_readout, shot_stderr, with_stats
+from .base import Device, DeviceResult, SamplerDevice, call_seed, check_shots, shot_stderr
 
 
 class NoiselessDevice(Device):
@@ -65,7 +65,7 @@ class ShotsDevice(Device):
         return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
 
 
-class AerDevice(Device):
+class AerDevice(SamplerDevice):
     """Qiskit Aer (``AerSimulator`` through ``qiskit_aer.primitives.SamplerV2``), no noise.
 
     The circuit of :mod:`nisqdiff.circuits.qiskit_build` gets the trained weights bound and is
@@ -90,53 +90,18 @@ class AerDevice(Device):
     def settings(self) -> dict:
         return {"device": self.name, "shots": self.shots, "seed": self.seed, "optimization_level": self.optimization_level}
 
-    def transpiled(self, ansatz: str, weights: torch.Tensor):
-        """The bound, transpiled circuit for these weights (built and transpiled on first use only)."""
+    def _transpile(self, circuit):
         from qiskit import transpile
 
-        from ..circuits.qiskit_build import bind_weights
+        return transpile(circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0)
 
-        key = (ansatz, weights.double().numpy().tobytes())
-        if key not in self._cache:
-            circuit = bind_weights(ansatz, weights.double().numpy())
-            self._cache[key] = with_stats(
-                transpile(circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0)
-            )
-        return self._cache[key]
-
-    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
-        return self.run_many(ansatz, weights.unsqueeze(0), inputs.unsqueeze(0))[0]
-
-    def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
-        from ..circuits.qiskit_build import input_columns, z_from_bits
-
-        for w, x in zip(weights, inputs):
-            self._check(ansatz, w, x)
-        t0 = time.perf_counter()
-        circuits = [self.transpiled(ansatz, w) for w in weights]
-        t1 = time.perf_counter()
+    def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         from qiskit_aer.primitives import SamplerV2
 
-        pubs = [(c, x.double().numpy()[:, input_columns(c)]) for c, x in zip(circuits, inputs)]
         sampler = SamplerV2.from_backend(self.backend, seed=call_seed(self.seed, self.calls), default_shots=self.shots)
         self.calls += 1
-        results = sampler.run(pubs, shots=self.shots).result()
-        meta = {
-            **self.settings(),
-            "backend": self.backend.name,
-            "pubs": len(pubs),
-            "seconds": time.perf_counter() - t0,
-            "transpile_seconds": t1 - t0,
-        }
-        out = []
-        for circuit, r in zip(circuits, results):
-            z = torch.from_numpy(z_from_bits(r.data.meas.array, inputs.shape[-1]))
-            res = DeviceResult(z.to(inputs.dtype), shot_stderr(z, self.shots).to(inputs.dtype), meta | circuit.metadata)
-            out.append(self._postprocess(circuit, res))
-        return out
-
-    def _postprocess(self, circuit, result: DeviceResult) -> DeviceResult:
-        return result
+        results = sampler.run(list(zip(circuits, values)), shots=self.shots).result()
+        return [r.data.meas.array for r in results], {"backend": self.backend.name, "pubs": len(circuits)}
 
 
 class AerNoisyDevice(AerDevice):
@@ -150,7 +115,8 @@ class AerNoisyDevice(AerDevice):
     mixed state once and samples the shots from it (cost independent of shots, 268 MB for 12
     qubits); both draw i.i.d. bitstrings from the same noisy distribution. "auto" takes the density
     matrix from ``DENSITY_MATRIX_SHOTS`` shots on, where it is the faster one (docs/performance.md). ``mitigate_readout`` inverts each measured qubit's 2x2
-    assignment matrix (the calibration's P(1|0), P(0|1) at the same scale), see :func:`mitigate_readout`.
+    assignment matrix (the calibration's P(1|0), P(0|1) at the same scale), see
+    :func:`~nisqdiff.devices.base.mitigate_readout`.
     """
 
     name = "aer-noisy"
@@ -191,11 +157,5 @@ class AerNoisyDevice(AerDevice):
             "method": self.method,
         }
 
-    def _postprocess(self, circuit, result: DeviceResult) -> DeviceResult:
-        if not self.mitigate_readout or self.noise_scale == 0:
-            return result
-        from ..calibration import readout_probs
-
-        probs = [readout_probs(self.snapshot["qubits"][p], self.noise_scale) for p in circuit.layout.final_index_layout()]
-        p10, p01 = torch.tensor(probs, dtype=torch.float64).unbind(-1)
-        return mitigate_readout(result, p10, p01)
+    def _readout(self) -> tuple[dict, float] | None:
+        return (self.snapshot, self.noise_scale) if self.mitigate_readout and self.noise_scale > 0 else None
