@@ -3,8 +3,8 @@
 A snapshot is a JSON file: device name, origin and calibration date, qubit count, basis gates,
 per-qubit T1/T2 (s) and asymmetric readout errors, and per-gate error and duration (s) on every
 qubit or coupled pair. Built-in snapshots live in the repository's ``calibration/`` folder (installed
-as ``nisqdiff/calibrations``; exported from qiskit-ibm-runtime's fake backends by
-``scripts/export_calibrations.py``); ``nisqdiff calibration pull`` saves fresh ones from a live account
+as ``nisqdiff/calibrations``; exported from qiskit-ibm-runtime's fake backends by ``nisqdiff calibration
+pull --backend fake_kyiv --out calibration --name fake_kyiv``); ``nisqdiff calibration pull`` saves fresh ones from a live account
 into the user's folder (:func:`user_calibration_dir`), where they are found by name too.
 
 :func:`noise_model` turns a snapshot into a Qiskit Aer ``NoiseModel`` with a ``scale`` knob that
