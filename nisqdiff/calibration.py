@@ -179,20 +179,28 @@ def target(snapshot: dict, scale: float = 1.0):
     return tgt
 
 
+def gate_errors(snapshot: dict, scale: float = 1.0) -> list:
+    """[(gate name, qubits, Aer ``QuantumError``)] of the snapshot at ``scale`` (none at 0): Aer's
+    ``basic_device_gate_errors`` on :func:`target`, shared by ``aer-noisy`` and the emulator."""
+    if scale == 0:
+        return []
+    import warnings
+
+    from qiskit_aer.noise.device.models import basic_device_gate_errors
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return basic_device_gate_errors(target=target(snapshot, scale))
+
+
 def noise_model(snapshot: dict, scale: float = 1.0):
     """Aer ``NoiseModel`` of the snapshot at ``scale`` (an empty one, the ideal device, at 0)."""
     from qiskit_aer.noise import NoiseModel, ReadoutError
-    from qiskit_aer.noise.device.models import basic_device_gate_errors
 
     model = NoiseModel(basis_gates=snapshot["basis_gates"])
     if scale == 0:
         return model
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        errors = basic_device_gate_errors(target=target(snapshot, scale))
-    for name, qubits, error in errors:
+    for name, qubits, error in gate_errors(snapshot, scale):
         model.add_quantum_error(error, name, qubits)
     for i, q in enumerate(snapshot["qubits"]):
         p10, p01 = readout_probs(q, scale)

@@ -17,6 +17,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, not nisqdiff's, or of the wrong architecture."""
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``: a crash
     never leaves half a file, and the temporary file is removed on failure."""

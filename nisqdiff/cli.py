@@ -138,16 +138,6 @@ def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, 
     return images, meta
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @app.command()
 @friendly_errors
 def sample(
@@ -163,36 +153,43 @@ def sample(
     device: str = typer.Option("noiseless", help="device profile or .toml file where the circuits run (`nisqdiff devices`)"),
     shots: Optional[int] = typer.Option(None, help="shots per circuit execution [default: the profile's]"),
     device_seed: Optional[int] = typer.Option(None, help="seed of the device's shot sampling [default: the profile's]"),
-    calibration: Optional[str] = typer.Option(None, help="calibration snapshot for aer-noisy (`nisqdiff calibration list`)"),
-    noise_scale: Optional[float] = typer.Option(None, help="aer-noisy: multiplies every error rate (0 ideal) [default 1]"),
-    mitigate_readout: bool = typer.Option(False, help="invert the readout assignment matrices (aer-noisy, ibm)"),
+    calibration: Optional[str] = typer.Option(
+        None, help="calibration snapshot for aer-noisy, emulator (`nisqdiff calibration list`)"
+    ),
+    noise_scale: Optional[float] = typer.Option(
+        None, help="aer-noisy, emulator: multiplies every error rate (0 ideal) [default 1]"
+    ),
+    trajectories: Optional[int] = typer.Option(None, help="emulator: quantum trajectories per input [default 32]"),
+    mitigate_readout: bool = typer.Option(False, help="invert the readout assignment matrices (aer-noisy, emulator, ibm)"),
     backend: Optional[str] = typer.Option(None, help="device ibm: IBM backend name, or fake_* for local testing mode"),
     execution_mode: Optional[str] = typer.Option(None, help="device ibm: session (default), batch or job"),
     job_timeout: Optional[float] = typer.Option(None, help="device ibm: seconds to wait for one job [default 3600]"),
     dry_run: bool = typer.Option(False, help="device ibm: print what would be submitted and the QPU time estimate"),
     resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
-    torch_device: str = typer.Option("cpu", help="torch device for the classical layers and the simulator"),
+    torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
-    from .checkpoints import atomic_save, atomic_write_text, load_checkpoint, model_from_checkpoint
-    from .devices import IBMDevice, NoiselessDevice, RunManifest, make_device
+    from .checkpoints import atomic_save, atomic_write_text, file_sha256, load_checkpoint, model_from_checkpoint
+    from .devices import IBMDevice, NoiselessDevice, RunManifest, load_profile, make_device
     from .devices.ibm import dry_run_plan
     from .sampling import save_grid
 
     manifest = None
     options = {
         "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
-        "mitigate_readout": mitigate_readout or None, "backend": backend, "execution_mode": execution_mode,
+        "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend, "execution_mode": execution_mode,
         "job_timeout": job_timeout,
     }  # fmt: skip
+    if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
+        options["torch_device"] = torch_device  # the emulator runs its trajectories there too
     if resume is not None:
         manifest = RunManifest.load(resume)
         run = manifest.data["run"]
         checkpoint, out = Path(run["checkpoint"]), resume
         num, sampler, steps, eta, seed = run["num"], run["sampler"], run["steps"], run["eta"], run["seed"]
         device, options = run["device"], run["device_options"]
-        if not checkpoint.is_file() or _file_sha256(checkpoint) != run["checkpoint_sha256"]:
+        if not checkpoint.is_file() or file_sha256(checkpoint) != run["checkpoint_sha256"]:
             raise ValueError(f"checkpoint {checkpoint} of the run in {resume} is missing or changed since the run started")
     if checkpoint is None:
         raise ValueError("--checkpoint is required (or --resume DIR of an earlier device run)")
@@ -208,7 +205,7 @@ def sample(
     if is_ibm:
         batch_size = num  # one PUB per circuit with every image: jobs = stages x steps
         if manifest is None:
-            run = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": _file_sha256(checkpoint), "num": num,
+            run = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint), "num": num,
                    "sampler": sampler, "steps": steps, "eta": eta, "seed": seed, "device": device, "device_options": options}  # fmt: skip
             manifest = RunManifest.create(out, run, qdevice.settings())
         qdevice.manifest = manifest
@@ -304,6 +301,40 @@ def evaluate(
         f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
         f"{ref} images) -> {out or default_out}"
     )
+
+
+@app.command()
+@friendly_errors
+def report(
+    checkpoint: Path = typer.Option(..., help="trained checkpoint to study"),
+    devices: str = typer.Option(
+        "noiseless,shots:128,shots:1024,shots:8192,emulator:fake_sherbrooke@0.5,emulator:fake_sherbrooke@1,"
+        "emulator:fake_sherbrooke@2",
+        help="comma-separated settings: noiseless | shots:SHOTS | emulator:CAL@SCALE[/SHOTS][+readout][+zne] | "
+        "aer-noisy:CAL@SCALE[/SHOTS][+readout]",
+    ),
+    num: int = typer.Option(500, help="images per setting"),
+    steps: int = typer.Option(20, help="DDIM steps"),
+    eta: float = typer.Option(0.0, help="DDIM eta"),
+    seed: int = typer.Option(0, help="sampling and device seed, the same for every setting"),
+    batch_size: int = typer.Option(100, help="images per batch (the unit of resumption)"),
+    shots: int = typer.Option(1024, help="shots of noisy settings that do not give /SHOTS"),
+    trajectories: int = typer.Option(8, help="emulator trajectories per input"),
+    out: Path = typer.Option(Path("runs/report"), help="study folder (resumed when it holds the same study)"),
+    data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files (reference images)"),
+    num_real: int = typer.Option(10000, help="training images used as the FID/KID reference"),
+    bootstrap: int = typer.Option(20, help="bootstrap resamples for the FID interval (0: none)"),
+):
+    """Sample the same seeds on every device setting, then FID/KID/IS with intervals, plots, grids,
+    per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch."""
+    from .reports import parse_settings, run_study
+
+    settings = parse_settings(devices, shots)
+    result = run_study(checkpoint, settings, out, num, steps, seed, batch_size, shots, trajectories, eta,
+                       str(data_dir) if data_dir else None, num_real, "classifier", bootstrap)  # fmt: skip
+    for r in result["settings"]:
+        typer.echo(f"{r['setting']:<40} FID {r['fid']:8.2f}  KID {r['kid_mean']:.4f}  IS {r['is_mean']:.2f}")
+    typer.echo(f"report: {out / 'report.md'}")
 
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Calibration snapshots of IBM devices.")

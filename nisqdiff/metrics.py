@@ -199,3 +199,65 @@ def compute_metrics(
         "is_splits": is_splits,
         "backbone": desc,
     }
+
+
+def compare_metrics(
+    fakes: dict[str, torch.Tensor],
+    real: torch.Tensor,
+    backbone: str = "classifier",
+    dataset: str = "mnist",
+    inception_path: str | None = None,
+    bootstrap: int = 20,
+    kid_subset_size: int = 100,
+    kid_subsets: int = 100,
+    is_splits: int = 10,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """:func:`compute_metrics` for several image sets against one reference, with confidence intervals.
+
+    ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}. The reference features are extracted once
+    (torchmetrics' ``reset_real_features=False``). Per label: FID with a 95% percentile bootstrap
+    interval (``bootstrap`` resamples of the generated images with replacement; 0 disables), KID mean
+    and std over its subsets, IS mean and std over its splits, and the backbone description.
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    feats, logits, desc = load_backbone(backbone, dataset, inception_path)
+    n_min = min(len(x) for x in fakes.values())
+    subset = min(kid_subset_size, n_min, len(real))
+    fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False)
+    kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False,
+                                  reset_real_features=False)  # fmt: skip
+    for i in range(0, len(real), 1000):
+        x = to_uint8(real[i : i + 1000])
+        fid.update(x, real=True)
+        kid.update(x, real=True)
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for label, images in fakes.items():
+        x = to_uint8(images)
+        torch.manual_seed(seed)
+        fid.reset(), kid.reset()
+        fid.update(x, real=False)
+        kid.update(x, real=False)
+        inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
+        inc.update(x)
+        kid_mean, kid_std = kid.compute()
+        is_mean, is_std = inc.compute()
+        boots = []
+        for _ in range(bootstrap):
+            fid.reset()
+            fid.update(x[torch.randint(len(x), (len(x),), generator=gen)], real=False)
+            boots.append(float(fid.compute()))
+        fid.reset()
+        fid.update(x, real=False)
+        row = {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std),
+               "is_mean": float(is_mean), "is_std": float(is_std), "num_fake": len(x), "num_real": len(real),
+               "kid_subset_size": subset, "is_splits": is_splits, "backbone": desc}  # fmt: skip
+        if boots:
+            lo, hi = torch.tensor(boots).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64).float()).tolist()
+            row.update(fid_ci_low=lo, fid_ci_high=hi, fid_bootstrap=bootstrap)
+        out[label] = row
+    return out

@@ -26,6 +26,7 @@ def sample_images(
     seed: int = 0,
     device: str = "cpu",
     progress=None,
+    batches: list[int] | None = None,
 ) -> torch.Tensor:
     """Generate ``num`` images (num, 1, 28, 28) in [-1, 1] on CPU.
 
@@ -33,6 +34,7 @@ def sample_images(
     ``steps`` deterministic (eta 0) or stochastic steps. Batch b draws all its noise from a generator
     seeded with ``seed * 1_000_003 + b``, so a (seed, batch_size) pair always gives the same noise,
     whatever executes the circuits. ``progress`` is called once per denoising step of each batch.
+    ``batches`` (indices) generates only those batches (a resumed study), concatenated in that order.
     Raises ``ValueError`` for an unknown sampler or non-positive counts.
     """
     if sampler not in SAMPLERS:
@@ -42,7 +44,7 @@ def sample_images(
     diffusion = GaussianDiffusion()
     model = model.to(device).eval()
     out = []
-    for b in range(math.ceil(num / batch_size)):
+    for b in range(math.ceil(num / batch_size)) if batches is None else batches:
         n = min(batch_size, num - b * batch_size)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + b)
         shape = (n, 1, 28, 28)

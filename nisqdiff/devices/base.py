@@ -46,6 +46,11 @@ class Device:
     def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
         return [self.run(ansatz, w, x) for w, x in zip(weights, inputs)]
 
+    def reseed(self, seed: int) -> None:
+        """Restart the device's random streams from ``seed`` (a study seeds every batch this way, so a
+        resumed batch draws exactly what it drew the first time)."""
+        self.seed, self.calls = seed, 0
+
     def close(self) -> None:
         pass
 
@@ -151,6 +156,7 @@ class DeviceExecutor:
         self.executions = 0
         self.seconds = 0.0
         self.max_stderr = 0.0
+        self.stderr_sum = 0.0
 
     def __call__(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         t0 = time.perf_counter()
@@ -160,6 +166,7 @@ class DeviceExecutor:
         self.executions += inputs.shape[0] * inputs.shape[1]
         for res in results:
             self.max_stderr = max(self.max_stderr, float(res.stderr.max()))
+            self.stderr_sum += float(res.stderr.mean()) / len(results)
         return torch.stack([r.expval for r in results]).to(device=inputs.device, dtype=inputs.dtype)
 
     def summary(self) -> dict:
@@ -169,6 +176,7 @@ class DeviceExecutor:
             "circuit_executions": self.executions,
             "device_seconds": round(self.seconds, 3),
             "max_stderr": self.max_stderr,
+            "mean_stderr": self.stderr_sum / max(self.calls, 1),
         }
 
 

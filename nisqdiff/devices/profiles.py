@@ -1,8 +1,8 @@
 """Device profiles: the readable TOML files of ``devices/`` (installed as ``nisqdiff/profiles``).
 
-A profile names a device ``kind`` (noiseless, shots, aer, aer-noisy, ibm) and its settings: shots,
-seed, calibration, noise_scale, backend, ``[transpile] optimization_level``, ``[mitigation] readout``,
-execution_mode, job_timeout_s and ``[limits] max_executions_per_job``. Command-line options override
+A profile names a device ``kind`` (noiseless, shots, aer, aer-noisy, emulator, ibm) and its settings:
+shots, seed, calibration, noise_scale, trajectories, backend, ``[transpile] optimization_level``,
+``[mitigation] readout`` and ``zne``, execution_mode, job_timeout_s and ``[limits] max_executions_per_job``. Command-line options override
 a profile's values; an option a kind does not take is an error, not silently ignored.
 """
 
@@ -19,6 +19,8 @@ KIND_OPTIONS = {
     "shots": {"shots", "seed"},
     "aer": {"shots", "seed", "optimization_level"},
     "aer-noisy": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "method"},
+    "emulator": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "trajectories",
+                 "zne", "torch_device"},
     "ibm": {"shots", "seed", "backend", "optimization_level", "mitigate_readout", "execution_mode", "job_timeout",
             "max_executions_per_job"},
 }  # fmt: skip
@@ -57,7 +59,11 @@ def load_profile(name: str) -> dict:
     flat.update(raw.pop("transpile", {}))
     flat.update(raw.pop("limits", {}))
     if "readout" in (mitigation := raw.pop("mitigation", {})):
-        flat["mitigate_readout"] = mitigation["readout"]
+        flat["mitigate_readout"] = mitigation.pop("readout")
+    if mitigation.get("zne"):
+        flat["zne"] = tuple(mitigation.pop("zne"))
+    mitigation.pop("zne", None)
+    flat.update(mitigation)
     if "job_timeout_s" in raw:
         flat["job_timeout"] = raw.pop("job_timeout_s")
     flat.update(raw)
@@ -70,7 +76,7 @@ def load_profile(name: str) -> dict:
 def needs(profile: dict) -> str:
     """What using the profile needs, in words, for `nisqdiff devices`."""
     kind = profile["kind"]
-    if kind == "aer-noisy":
+    if kind in ("aer-noisy", "emulator"):
         return f"calibration {profile.get('calibration')} (--calibration NAME), --noise-scale X"
     if kind == "ibm":
         return "--backend NAME; an IBM Quantum account unless NAME is fake_* (local testing mode)"
@@ -81,9 +87,10 @@ def make_device(name: str, **options) -> Device:
     """Build the device of profile ``name`` with ``options`` (None = the profile's value) overriding it.
 
     Options: shots, seed, calibration, noise_scale, method, mitigate_readout, optimization_level, backend,
-    execution_mode, job_timeout, max_executions_per_job. Raises ``ValueError`` for an unknown device
+    execution_mode, job_timeout, max_executions_per_job, trajectories, zne, torch_device (emulator: cpu or cuda). Raises ``ValueError`` for an unknown device
     (listing the valid ones), an option its kind does not take, or a missing required one.
     """
+    from .emulator import EmulatorDevice
     from .ibm import IBMDevice
     from .simulated import AerDevice, AerNoisyDevice, NoiselessDevice, ShotsDevice
 
@@ -100,11 +107,23 @@ def make_device(name: str, **options) -> Device:
         return ShotsDevice(opts.get("shots", 1024), opts.get("seed", 0))
     if kind == "aer":
         return AerDevice(opts.get("shots", 1024), opts.get("seed", 0), opts.get("optimization_level", 1))
-    if kind == "aer-noisy":
+    if kind in ("aer-noisy", "emulator"):
         if "calibration" not in opts:
             from ..calibration import list_calibrations
 
             raise ValueError(f"device '{name}' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
+        if kind == "emulator":
+            keys = (
+                "noise_scale",
+                "shots",
+                "trajectories",
+                "seed",
+                "mitigate_readout",
+                "zne",
+                "optimization_level",
+                "torch_device",
+            )
+            return EmulatorDevice(opts["calibration"], **{k: opts[k] for k in keys if k in opts})
         keys = ("noise_scale", "shots", "seed", "mitigate_readout", "optimization_level", "method")
         return AerNoisyDevice(opts["calibration"], **{k: opts[k] for k in keys if k in opts})
     if "backend" not in opts:

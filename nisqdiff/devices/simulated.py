@@ -49,6 +49,10 @@ class ShotsDevice(Device):
     def settings(self) -> dict:
         return {"device": self.name, "shots": self.shots, "seed": self.seed}
 
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
     def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
         self._check(ansatz, weights, inputs)
         t0 = time.perf_counter()

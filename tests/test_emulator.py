@@ -1,0 +1,99 @@
+"""The emulator device against Qiskit Aer's exact density matrix, its shot and error statistics, ZNE."""
+
+import math
+
+import pytest
+import torch
+
+from nisqdiff.circuits import expval, get_spec
+from nisqdiff.circuits.trajectories import run_program
+from nisqdiff.devices import EmulatorDevice, make_device
+from nisqdiff.devices.emulator import aer_exact_expval, emulator_program, richardson_weights
+
+
+def _setup(ansatz, calibration, n_inputs, seed=0):
+    spec = get_spec(ansatz)
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.rand(spec.n_weights, generator=gen, dtype=torch.float64)
+    inputs = torch.rand(n_inputs, spec.n_qubits, generator=gen, dtype=torch.float64) * 2 * math.pi
+    dev = EmulatorDevice(calibration, shots=None, trajectories=256)
+    return dev, dev.transpiled(ansatz, weights), weights, inputs
+
+
+@pytest.mark.parametrize("calibration", ["fake_sherbrooke", "fake_torino"])  # ECR heavy-hex, CZ heavy-hex
+def test_emulator_matches_aer_density_matrix_at_scales_0_1_2(calibration):
+    dev, circuit, _, inputs = _setup("basic", calibration, 3)
+    for scale in (0.0, 1.0, 2.0):
+        prog = emulator_program(circuit, dev.snapshot, scale)
+        z, se = run_program(prog, inputs.float(), 256, None, torch.Generator().manual_seed(1))
+        ref = aer_exact_expval(circuit, dev.snapshot, scale, inputs)
+        diff = (z.double() - ref).abs()
+        if scale == 0:
+            assert diff.max() < 1e-5 and se.max() < 1e-5  # every trajectory is the ideal state
+        else:
+            assert (diff <= 4 * se.double()).all(), (scale, diff.max(), se.max())
+            assert (ref - aer_exact_expval(circuit, dev.snapshot, 0.0, inputs)).abs().max() > 0.02  # noise is visible
+
+
+def test_emulator_matches_aer_on_a_12_qubit_hqconv_circuit():
+    dev, circuit, _, inputs = _setup("hqconv", "fake_sherbrooke", 1)
+    prog = emulator_program(circuit, dev.snapshot, 1.0)
+    assert prog.stats["active_qubits"] == 12 and prog.stats["channels"] < prog.stats["two_qubit_gates"]
+    z, se = run_program(prog, inputs.float(), 256, None, torch.Generator().manual_seed(2))
+    diff = (z.double() - aer_exact_expval(circuit, dev.snapshot, 1.0, inputs)).abs()
+    assert (diff <= 4 * se.double()).all(), (diff.max(), se.max())
+
+
+def test_noise_scale_zero_is_the_ideal_circuit():
+    dev, circuit, weights, inputs = _setup("hqconv", "fake_torino", 4)
+    dev.noise_scale = 0.0
+    res = dev.run("hqconv", weights.float(), inputs.float())
+    ideal = expval("hqconv", inputs.float(), weights.float())
+    assert torch.allclose(res.expval, ideal, atol=1e-4)
+
+
+def test_shot_estimates_are_unbiased_with_honest_standard_errors():
+    dev, circuit, _, inputs = _setup("basic", "fake_sherbrooke", 1)
+    prog = emulator_program(circuit, dev.snapshot, 2.0)
+    exact, _ = run_program(prog, inputs.float(), 4096, None, torch.Generator().manual_seed(3))
+    rows = inputs.float().repeat(400, 1)  # 400 independent repetitions of one input
+    z, se = run_program(prog, rows, 8, 64, torch.Generator().manual_seed(4))
+    spread = z.std(0)  # the real scatter of the estimator
+    assert ((z.mean(0) - exact[0]).abs() <= 4 * spread / 20 + 0.01).all()
+    ratio = se.mean(0) / spread
+    assert ((ratio > 0.75) & (ratio < 1.33)).all(), ratio  # the reported SE matches the scatter
+
+
+def test_device_calls_are_reproducible_and_independent():
+    spec = get_spec("basic")
+    weights, inputs = torch.rand(spec.n_weights), torch.rand(3, spec.n_qubits)
+    a = make_device("emulator", shots=64, trajectories=8, seed=5)
+    first, second = a.run("basic", weights, inputs).expval, a.run("basic", weights, inputs).expval
+    again = make_device("emulator", shots=64, trajectories=8, seed=5).run("basic", weights, inputs).expval
+    assert torch.equal(first, again) and not torch.equal(first, second)
+
+
+def test_zne_and_readout_mitigation_move_towards_the_ideal_value():
+    assert richardson_weights((1.0, 2.0)) == [2.0, -1.0]
+    with pytest.raises(ValueError, match="distinct"):
+        richardson_weights((1.0, 1.0))
+    spec = get_spec("basic")
+    gen = torch.Generator().manual_seed(7)
+    weights, inputs = torch.rand(spec.n_weights, generator=gen), torch.rand(16, spec.n_qubits, generator=gen) * 6
+    ideal = expval("basic", inputs, weights)
+    errors = {}
+    for label, opts in {"raw": {}, "readout": {"mitigate_readout": True}, "zne": {"zne": (1.0, 2.0)}}.items():
+        dev = EmulatorDevice("fake_sherbrooke", noise_scale=2.0, shots=None, trajectories=128, seed=1, **opts)
+        res = dev.run("basic", weights, inputs)
+        errors[label] = float((res.expval - ideal).abs().mean())
+        assert res.metadata["device"] == "emulator"
+    assert errors["readout"] < errors["raw"] and errors["zne"] < errors["raw"], errors
+
+
+def test_bad_emulator_input():
+    with pytest.raises(ValueError, match="unknown calibration 'nowhere'; valid: .*fake_sherbrooke"):
+        make_device("emulator", calibration="nowhere")
+    with pytest.raises(ValueError, match="multiple of the trajectories"):
+        make_device("emulator", shots=100, trajectories=32)
+    with pytest.raises(ValueError, match="noise-scale"):
+        make_device("emulator", noise_scale=-1.0)
