@@ -37,6 +37,9 @@ def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
     try:
         with os.fdopen(fd, mode) as fh:
             write(fh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -323,7 +323,7 @@ def report(
     out: Path = typer.Option(Path("runs/report"), help="study folder (resumed when it holds the same study)"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files (reference images)"),
     num_real: int = typer.Option(10000, help="training images used as the FID/KID reference"),
-    bootstrap: int = typer.Option(20, help="bootstrap resamples for the FID interval (0: none)"),
+    bootstrap: int = typer.Option(50, help="bootstrap resamples for the FID intervals (0: none)"),
 ):
     """Sample the same seeds on every device setting, then FID/KID/IS with intervals, plots, grids,
     per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch."""

@@ -208,6 +208,7 @@ def compare_metrics(
     dataset: str = "mnist",
     inception_path: str | None = None,
     bootstrap: int = 20,
+    reference: str | None = None,
     kid_subset_size: int = 100,
     kid_subsets: int = 100,
     is_splits: int = 10,
@@ -215,18 +216,23 @@ def compare_metrics(
 ) -> dict[str, dict]:
     """:func:`compute_metrics` for several image sets against one reference, with confidence intervals.
 
-    ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}. The reference features are extracted once
-    (torchmetrics' ``reset_real_features=False``). Per label: FID with a 95% percentile bootstrap
-    interval (``bootstrap`` resamples of the generated images with replacement; 0 disables), KID mean
-    and std over its subsets, IS mean and std over its splits, and the backbone description.
+    ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}, the same N for every label. The reference features
+    are extracted once (torchmetrics' ``reset_real_features=False``). Per label: FID with a 95% basic
+    bootstrap interval (``bootstrap`` resamples of the generated images with replacement, 2 * FID minus
+    the resampled quantiles: resampling duplicates images, which biases FID upwards, and the basic
+    interval corrects for it; 0 disables), KID mean and std over its subsets, IS mean and std over its
+    splits, the backbone description, and, with ``reference`` (a label of ``fakes`` made from the same
+    seeds), the paired FID difference to it with its interval (the same resampled indices for both).
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.inception import InceptionScore
     from torchmetrics.image.kid import KernelInceptionDistance
 
     feats, logits, desc = load_backbone(backbone, dataset, inception_path)
-    n_min = min(len(x) for x in fakes.values())
-    subset = min(kid_subset_size, n_min, len(real))
+    n = len(next(iter(fakes.values())))
+    if any(len(x) != n for x in fakes.values()):
+        raise ValueError("compare_metrics needs the same number of images for every label")
+    subset = min(kid_subset_size, n, len(real))
     fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False)
     kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False,
                                   reset_real_features=False)  # fmt: skip
@@ -235,29 +241,39 @@ def compare_metrics(
         fid.update(x, real=True)
         kid.update(x, real=True)
     gen = torch.Generator().manual_seed(seed)
-    out = {}
+    resamples = [torch.randint(n, (n,), generator=gen) for _ in range(bootstrap)]
+
+    def interval(value: float, boots: list[float]) -> tuple[float, float]:
+        q = torch.tensor(boots, dtype=torch.float64).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64))
+        return 2 * value - float(q[1]), 2 * value - float(q[0])
+
+    out, boots = {}, {}
     for label, images in fakes.items():
         x = to_uint8(images)
         torch.manual_seed(seed)
         fid.reset(), kid.reset()
         fid.update(x, real=False)
         kid.update(x, real=False)
+        value = float(fid.compute())
         inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
         inc.update(x)
         kid_mean, kid_std = kid.compute()
         is_mean, is_std = inc.compute()
-        boots = []
-        for _ in range(bootstrap):
+        boots[label] = []
+        for idx in resamples:
             fid.reset()
-            fid.update(x[torch.randint(len(x), (len(x),), generator=gen)], real=False)
-            boots.append(float(fid.compute()))
-        fid.reset()
-        fid.update(x, real=False)
-        row = {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std),
-               "is_mean": float(is_mean), "is_std": float(is_std), "num_fake": len(x), "num_real": len(real),
-               "kid_subset_size": subset, "is_splits": is_splits, "backbone": desc}  # fmt: skip
-        if boots:
-            lo, hi = torch.tensor(boots).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64).float()).tolist()
+            fid.update(x[idx], real=False)
+            boots[label].append(float(fid.compute()))
+        row = {"fid": value, "kid_mean": float(kid_mean), "kid_std": float(kid_std), "is_mean": float(is_mean),
+               "is_std": float(is_std), "num_fake": n, "num_real": len(real), "kid_subset_size": subset,
+               "is_splits": is_splits, "backbone": desc}  # fmt: skip
+        if bootstrap:
+            lo, hi = interval(value, boots[label])
             row.update(fid_ci_low=lo, fid_ci_high=hi, fid_bootstrap=bootstrap)
         out[label] = row
+    if reference is not None and bootstrap:
+        for label, row in out.items():
+            delta = row["fid"] - out[reference]["fid"]
+            lo, hi = interval(delta, [a - b for a, b in zip(boots[label], boots[reference])])
+            row.update(fid_delta=delta, fid_delta_ci_low=lo, fid_delta_ci_high=hi)
     return out

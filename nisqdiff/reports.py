@@ -10,7 +10,8 @@ and the report is written: ``metrics.json``/``metrics.csv``, ``metric_vs_shots.p
 ``metric_vs_noise.png``, ``grids.png`` (one sample grid per setting side by side), ``circuits.json``
 (per-circuit two-qubit gates and estimated success probability on each calibration) and ``report.md``.
 
-Device settings (comma-separated, the grammar of :data:`GRAMMAR`): ``noiseless``, ``shots:128``,
+Device settings (comma-separated, the grammar of :data:`GRAMMAR`): ``noiseless``, ``depolarized`` (every
+<Z> = 0: the infinite-noise limit, a bound on what the circuits can cost), ``shots:128``,
 ``emulator:fake_sherbrooke@0.5`` (calibration at noise scale 0.5, the study's ``--shots``),
 ``emulator:fake_sherbrooke@1/8192`` (8192 shots), ``+readout`` (readout-error mitigation) and ``+zne``
 (zero-noise extrapolation from noise scales x1 and x2, twice the shots), ``aer-noisy:...`` likewise.
@@ -29,10 +30,8 @@ from pathlib import Path
 
 import torch
 
-GRAMMAR = (
-    "noiseless | shots:SHOTS | emulator:CALIBRATION@SCALE[/SHOTS][+readout][+zne] | aer-noisy:CALIBRATION@SCALE[/SHOTS][+readout]"
-)
-KINDS = ("noiseless", "shots", "emulator", "aer-noisy")
+GRAMMAR = "noiseless | depolarized | shots:SHOTS | emulator:CALIBRATION@SCALE[/SHOTS][+readout][+zne] | aer-noisy:CALIBRATION@SCALE[/SHOTS][+readout]"
+KINDS = ("noiseless", "depolarized", "shots", "emulator", "aer-noisy")
 ZNE_FACTORS = (1.0, 2.0)
 _NOISY = re.compile(r"^(emulator|aer-noisy):([^@/+]+)@([0-9.]+(?:e-?[0-9]+)?)(?:/([0-9]+))?((?:\+[a-z]+)*)$")
 STUDY_KEYS = ("checkpoint_sha256", "arch", "num", "steps", "eta", "seed", "batch_size", "shots", "trajectories")
@@ -62,8 +61,8 @@ class Setting:
 def parse_setting(text: str, default_shots: int) -> Setting:
     """Parse one device string; :class:`StudyError` naming the grammar (or the valid kinds)."""
     text = text.strip()
-    if text == "noiseless":
-        return Setting(text, "noiseless")
+    if text in ("noiseless", "depolarized"):
+        return Setting(text, text)
     if text.startswith("shots:"):
         if not text[6:].isdigit() or int(text[6:]) < 2:
             raise StudyError(f"device '{text}': shots must be an integer >= 2; grammar: {GRAMMAR}")
@@ -100,9 +99,12 @@ def parse_settings(text: str, default_shots: int) -> list[Setting]:
 def make_setting_device(setting: Setting, seed: int, trajectories: int):
     """The device of a setting (None: the exact simulator the model trains with)."""
     from .devices import AerNoisyDevice, EmulatorDevice, ShotsDevice
+    from .devices.simulated import DepolarizedDevice
 
     if setting.kind == "noiseless":
         return None
+    if setting.kind == "depolarized":
+        return DepolarizedDevice()
     if setting.kind == "shots":
         return ShotsDevice(setting.shots, seed)
     if setting.kind == "emulator":
@@ -149,7 +151,7 @@ def run_study(
     data_dir: str | None = None,
     num_real: int = 10000,
     backbone: str = "classifier",
-    bootstrap: int = 20,
+    bootstrap: int = 50,
 ) -> dict:
     """Sample every setting (resuming finished batches), then evaluate and write the report into
     ``out``. Returns the metrics per setting label. Raises :class:`StudyError` (bad folder),
@@ -220,7 +222,9 @@ def write_report(out: Path, study: dict, checkpoint: Path, ckpt: dict, data_dir,
     for s in study["settings"]:
         save_grid(images[s["label"]][:64], out / "settings" / Setting(**s).slug / "grid.png")
     real, _ = load_images(ident["dataset"], "train", data_dir, num_real)
-    metrics = compare_metrics(images, real, backbone, ident["dataset"], bootstrap=bootstrap, seed=ident["seed"])
+    reference = next((s["label"] for s in study["settings"] if s["kind"] == "noiseless"), None)
+    metrics = compare_metrics(images, real, backbone, ident["dataset"], bootstrap=bootstrap, reference=reference,
+                              seed=ident["seed"])  # fmt: skip
     rows = []
     for s in study["settings"]:
         info = json.loads((out / "settings" / Setting(**s).slug / "device.json").read_text())
@@ -229,6 +233,7 @@ def write_report(out: Path, study: dict, checkpoint: Path, ckpt: dict, data_dir,
         row = {"setting": s["label"], **{k: s[k] for k in ("kind", "calibration", "noise_scale", "shots", "readout", "zne")},
                "shots_per_execution": (s["shots"] or 0) * (len(ZNE_FACTORS) if s["zne"] else 1) or None,
                **{k: v for k, v in metrics[s["label"]].items() if k != "backbone"},
+               "pixel_rmse_vs_noiseless": _rmse(images[s["label"]], images[reference]) if reference else None,
                "mean_stderr": (sum(d.get("mean_stderr", 0) * d.get("device_calls", 0) for d in dev) / calls) if calls else 0.0,
                "sampling_seconds": info["seconds"]}  # fmt: skip
         rows.append(row)
@@ -246,6 +251,11 @@ def write_report(out: Path, study: dict, checkpoint: Path, ckpt: dict, data_dir,
     _grids(out, study, images)
     atomic_write_text(out / "report.md", _markdown(result, circuits))
     return result
+
+
+def _rmse(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over images of the per-image root-mean-square pixel difference (pixels in [-1, 1])."""
+    return float((a - b).square().flatten(1).mean(1).sqrt().mean())
 
 
 def circuit_table(ckpt: dict, calibrations: set[str]) -> list[dict]:
@@ -276,13 +286,14 @@ def _plots(out: Path, rows: list[dict]) -> None:
 
     from .checkpoints import atomic_write
 
-    metrics = (("fid", "FID", None), ("kid_mean", "KID", "kid_std"), ("is_mean", "IS", "is_std"))
+    metrics = (("fid", "FID", None), ("fid_delta", "FID - noiseless (paired)", None), ("kid_mean", "KID", "kid_std"),
+               ("is_mean", "IS", "is_std"))  # fmt: skip
     base = next((r for r in rows if r["kind"] == "noiseless"), None)
     for name, xkey, select in (
         ("metric_vs_shots", "shots", lambda r: r["kind"] == "shots"),
         ("metric_vs_noise", "noise_scale", lambda r: r["kind"] in ("emulator", "aer-noisy")),
     ):
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
         for ax, (key, title, err) in zip(axes, metrics):
             groups: dict = {}
             for r in filter(select, rows):
@@ -292,12 +303,15 @@ def _plots(out: Path, rows: list[dict]) -> None:
                 rs = sorted(rs, key=lambda r: r[xkey])
                 x = [r[xkey] for r in rs]
                 y = [r[key] for r in rs]
-                if key == "fid" and "fid_ci_low" in rs[0]:
-                    yerr = [[max(r["fid"] - r["fid_ci_low"], 0) for r in rs], [max(r["fid_ci_high"] - r["fid"], 0) for r in rs]]
+                if key not in rs[0]:
+                    continue
+                if key.startswith("fid") and f"{key}_ci_low" in rs[0]:
+                    lo, hi = f"{key}_ci_low", f"{key}_ci_high"
+                    yerr = [[max(r[key] - r[lo], 0) for r in rs], [max(r[hi] - r[key], 0) for r in rs]]
                 else:
                     yerr = [r[err] for r in rs] if err else None
                 ax.errorbar(x, y, yerr=yerr, marker="o", capsize=3, label=tag)
-            if base is not None:
+            if base is not None and key in base:
                 ax.axhline(base[key], color="k", ls="--", lw=1, label="noiseless")
             if xkey == "shots":
                 ax.set_xscale("log", base=2)
@@ -348,15 +362,20 @@ def _markdown(result: dict, circuits: list[dict]) -> str:
         + "): scores from another "
         "backbone are not comparable.",
         "",
-        "| setting | shots/execution | FID [95% bootstrap CI] | KID (x1e3) +- std | IS +- std | mean SE of <Z> | sampling s |",
-        "|---|---:|---|---|---|---:|---:|",
+        "| setting | shots/execution | FID [95% CI] | FID - noiseless [95% CI] | KID +- std | IS +- std | "
+        "pixel RMSE vs noiseless | mean SE of <Z> | sampling s |",
+        "|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     for r in result["settings"]:
         ci = f" [{r['fid_ci_low']:.2f}, {r['fid_ci_high']:.2f}]" if "fid_ci_low" in r else ""
+        delta = (
+            f"{r['fid_delta']:+.2f} [{r['fid_delta_ci_low']:+.2f}, {r['fid_delta_ci_high']:+.2f}]" if "fid_delta" in r else "-"
+        )
+        rmse = f"{r['pixel_rmse_vs_noiseless']:.4f}" if r["pixel_rmse_vs_noiseless"] is not None else "-"
         lines.append(
-            f"| `{r['setting']}` | {r['shots_per_execution'] or 'exact'} | {r['fid']:.2f}{ci} | "
-            f"{1e3 * r['kid_mean']:.2f} +- {1e3 * r['kid_std']:.2f} | {r['is_mean']:.2f} +- {r['is_std']:.2f} | "
-            f"{r['mean_stderr']:.4f} | {r['sampling_seconds']:.0f} |"
+            f"| `{r['setting']}` | {r['shots_per_execution'] or 'exact'} | {r['fid']:.2f}{ci} | {delta} | "
+            f"{r['kid_mean']:.3f} +- {r['kid_std']:.3f} | {r['is_mean']:.2f} +- {r['is_std']:.2f} | "
+            f"{rmse} | {r['mean_stderr']:.4f} | {r['sampling_seconds']:.0f} |"
         )
     lines += ["", "![metrics against shots](metric_vs_shots.png)", "", "![metrics against noise scale](metric_vs_noise.png)",
               "", "![first 16 images of every setting](grids.png)", ""]  # fmt: skip
@@ -371,6 +390,9 @@ def _markdown(result: dict, circuits: list[dict]) -> str:
             )
         lines.append("")
     lines += [
+        "Intervals: basic bootstrap over the generated images (FID - noiseless: paired, the same resampled "
+        "indices for both, which the shared seeds make meaningful). Pixel RMSE vs noiseless: how far the same "
+        "seed's image moved, averaged over images (pixels in [-1, 1]). "
         "Notes: `+readout` inverts each qubit's assignment matrix; `+zne` runs every circuit at noise scales x1 and x2 "
         f"({ZNE_FACTORS}) and extrapolates linearly to zero (twice the shots). The mean SE column is the average "
         "standard error of the device's <Z> estimates (shot and, on the emulator, trajectory noise). Emulator "

@@ -30,8 +30,8 @@ def test_device_strings_parse():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("qpu:fake_sherbrooke@1", "unknown device kind 'qpu'.*valid: noiseless, shots, emulator, aer-noisy"),
-        ("emulator:fake_sherbrooke", "does not parse; grammar: noiseless \\| shots:SHOTS"),
+        ("qpu:fake_sherbrooke@1", "unknown device kind 'qpu'.*valid: noiseless, depolarized, shots, emulator, aer-noisy"),
+        ("emulator:fake_sherbrooke", "does not parse; grammar: noiseless \\| depolarized \\| shots:SHOTS"),
         ("emulator:fake_sherbrooke@1+twirl", "unknown or repeated option"),
         ("aer-noisy:fake_sherbrooke@1+zne", "unknown or repeated option"),
         ("shots:lots", "shots must be an integer"),
@@ -47,15 +47,17 @@ def test_bad_device_strings(text, message):
 def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoint, data_dir, tmp_path):
     ckpt = tiny_checkpoint("1hqconv")
     out = tmp_path / "study"
-    settings = parse_settings("noiseless,shots:16,emulator:fake_sherbrooke@1/16+readout", 16)
+    settings = parse_settings("noiseless,depolarized,shots:16,emulator:fake_sherbrooke@1/16+readout", 16)
     kwargs = dict(num=4, steps=2, batch_size=2, shots=16, trajectories=4, data_dir=str(data_dir), num_real=64, bootstrap=3)
     result = run_study(ckpt, settings, out, **kwargs)
     labels = [r["setting"] for r in result["settings"]]
-    assert labels == ["noiseless", "shots:16", "emulator:fake_sherbrooke@1/16+readout"]
+    assert labels == ["noiseless", "depolarized", "shots:16", "emulator:fake_sherbrooke@1/16+readout"]
     for name in ("metrics.json", "metrics.csv", "metric_vs_shots.png", "metric_vs_noise.png", "grids.png", "report.md"):
         assert (out / name).stat().st_size > 0, name
     rows = {r["setting"]: r for r in result["settings"]}
     assert rows["noiseless"]["mean_stderr"] == 0 and rows["shots:16"]["mean_stderr"] > 0.05
+    assert rows["noiseless"]["pixel_rmse_vs_noiseless"] == 0 and rows["depolarized"]["pixel_rmse_vs_noiseless"] > 0
+    assert rows["noiseless"]["fid_delta"] == 0 and "fid_delta_ci_low" in rows["shots:16"]
     assert (
         rows["emulator:fake_sherbrooke@1/16+readout"]["fid_ci_low"]
         <= rows["emulator:fake_sherbrooke@1/16+readout"]["fid_ci_high"]

@@ -1,4 +1,5 @@
-"""Simulated devices: ``noiseless``, ``shots``, ``aer`` and ``aer-noisy``.
+"""Simulated devices: ``noiseless``, ``shots``, ``aer`` and ``aer-noisy`` (and ``depolarized``, the
+infinite-noise limit used by studies).
 
 ``noiseless`` gives exact expectation values (the training simulator); ``shots`` measures the ideal
 state ``shots`` times (bitstrings drawn from its Born probabilities, <Z_q> from the marginal of qubit
@@ -29,6 +30,18 @@ class NoiselessDevice(Device):
         with torch.no_grad():
             z = simulate(ansatz, inputs.unsqueeze(0), weights.unsqueeze(0)).squeeze(0)
         return DeviceResult(z, torch.zeros_like(z), {**self.settings(), "seconds": time.perf_counter() - t0})
+
+
+class DepolarizedDevice(Device):
+    """The infinite-noise limit: every circuit ends in the maximally mixed state, so every <Z_q> is 0
+    (exactly, standard error 0). A study's bound on how much a model can lose through its circuits."""
+
+    name = "depolarized"
+
+    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
+        self._check(ansatz, weights, inputs)
+        z = torch.zeros_like(inputs)
+        return DeviceResult(z, torch.zeros_like(z), self.settings())
 
 
 class ShotsDevice(Device):
