@@ -417,7 +417,7 @@ def devices(ctx: typer.Context):
 @friendly_errors
 def devices_inspect(
     checkpoint: Path = typer.Option(..., help="trained checkpoint whose circuits to transpile"),
-    device: str = typer.Option("aer-noisy", help="device profile of kind aer, aer-noisy or ibm"),
+    device: str = typer.Option("aer-noisy", help="device profile of kind aer, aer-noisy, emulator or ibm"),
     calibration: Optional[str] = typer.Option(None, help="calibration snapshot (aer-noisy) [default: the profile's]"),
     backend: Optional[str] = typer.Option(None, help="IBM backend (ibm), e.g. fake_sherbrooke"),
 ):
@@ -433,8 +433,8 @@ def devices_inspect(
     from .models.hybrid import PatchCircuits
 
     kind = load_profile(device)["kind"]
-    if kind not in ("aer", "aer-noisy", "ibm"):
-        raise ValueError(f"devices inspect needs a device of kind aer, aer-noisy or ibm; '{device}' is {kind}")
+    if kind not in ("aer", "aer-noisy", "emulator", "ibm"):
+        raise ValueError(f"devices inspect needs a device of kind aer, aer-noisy, emulator or ibm; '{device}' is {kind}")
     qdev = make_device(device, shots=16, calibration=calibration, backend=backend)
     snapshot = getattr(qdev, "snapshot", None)
     if kind == "ibm":

@@ -46,6 +46,12 @@ def test_emulator_matches_aer_on_a_12_qubit_hqconv_circuit():
 
 def test_noise_scale_zero_is_the_ideal_circuit():
     dev, circuit, weights, inputs = _setup("hqconv", "fake_torino", 4)
+    aer = make_device("aer-noisy", calibration="fake_torino").transpiled("hqconv", weights)
+
+    def ops(c):  # instruction by instruction (the input Parameters are equal by name, not identity)
+        return [(i.operation.name, [str(p) for p in i.operation.params], [c.find_bit(q).index for q in i.qubits]) for i in c.data]
+
+    assert ops(circuit) == ops(aer)  # the emulator runs the circuit aer-noisy runs
     dev.noise_scale = 0.0
     res = dev.run("hqconv", weights.float(), inputs.float())
     ideal = expval("hqconv", inputs.float(), weights.float())
