@@ -137,6 +137,11 @@ def open_study(out: Path, identity: dict, settings: list[Setting]) -> dict:
     return study
 
 
+def _batch_path(out: Path, slug: str, b: int) -> Path:
+    """Where batch ``b`` of a setting's images is saved."""
+    return out / "settings" / slug / f"batch_{b:03d}.pt"
+
+
 def run_study(
     checkpoint: Path,
     settings: list[Setting],
@@ -170,8 +175,7 @@ def run_study(
                 "batch_size": batch_size, "shots": shots, "trajectories": trajectories}  # fmt: skip
     study = open_study(out, identity, settings)
     n_batches = math.ceil(num / batch_size)
-    todo = {s.label: [b for b in range(n_batches) if not (out / "settings" / s.slug / f"batch_{b:03d}.pt").is_file()]
-            for s in settings}  # fmt: skip
+    todo = {s.label: [b for b in range(n_batches) if not _batch_path(out, s.slug, b).is_file()] for s in settings}
     model = model_from_checkpoint(ckpt)
     with tqdm(total=steps * sum(len(v) for v in todo.values()), desc=f"study {ckpt['arch']}", unit="step") as bar:
         for s in settings:
@@ -191,21 +195,19 @@ def run_study(
                     executor = DeviceExecutor(device)
                 model.set_executor(executor or CircuitExecutor())
                 images = sample_images(model, num, "ddim", steps, eta, batch_size, seed, progress=bar.update, batches=[b])
-                atomic_save(images, folder / f"batch_{b:03d}.pt")
+                atomic_save(images, _batch_path(out, s.slug, b))
                 info["seconds"] = round(info["seconds"] + time.time() - t0, 2)
                 info["batches"][str(b)] = executor.summary() if executor is not None else {"device": "noiseless"}
                 atomic_write_text(info_path, json.dumps(info, indent=1) + "\n")
-    return write_report(out, study, checkpoint, ckpt, data_dir, num_real, backbone, bootstrap)
+    return write_report(out, study, ckpt, data_dir, num_real, backbone, bootstrap)
 
 
 def _load_images(out: Path, setting: dict, num: int, batch_size: int) -> torch.Tensor:
-    folder = out / "settings" / Setting(**setting).slug
-    parts = [torch.load(folder / f"batch_{b:03d}.pt", weights_only=True) for b in range(math.ceil(num / batch_size))]
-    return torch.cat(parts)[:num]
+    slug = Setting(**setting).slug
+    return torch.cat([torch.load(_batch_path(out, slug, b), weights_only=True) for b in range(math.ceil(num / batch_size))])[:num]
 
 
-def write_report(out: Path, study: dict, checkpoint: Path, ckpt: dict, data_dir, num_real: int, backbone: str,
-                 bootstrap: int) -> dict:  # fmt: skip
+def write_report(out: Path, study: dict, ckpt: dict, data_dir, num_real: int, backbone: str, bootstrap: int) -> dict:
     """Metrics with confidence intervals, plots, grids, circuit statistics and report.md for the
     settings of a study whose every batch is sampled."""
     from .checkpoints import atomic_write_text
@@ -215,8 +217,7 @@ def write_report(out: Path, study: dict, checkpoint: Path, ckpt: dict, data_dir,
 
     ident = study["identity"]
     n_batches = math.ceil(ident["num"] / ident["batch_size"])
-    complete = [s for s in study["settings"]
-                if all((out / "settings" / Setting(**s).slug / f"batch_{b:03d}.pt").is_file() for b in range(n_batches))]  # fmt: skip
+    complete = [s for s in study["settings"] if all(_batch_path(out, Setting(**s).slug, b).is_file() for b in range(n_batches))]
     study = {**study, "settings": complete}  # settings recorded by earlier runs and not finished stay out
     images = {s["label"]: _load_images(out, s, ident["num"], ident["batch_size"]) for s in study["settings"]}
     for s in study["settings"]:

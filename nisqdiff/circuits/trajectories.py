@@ -284,7 +284,7 @@ def run_program(
     ``inputs`` (N, n_inputs) real (radians); ``trajectories`` T >= 2 per input; ``shots`` S per input
     (a multiple of T: S / T shots are drawn from each trajectory, with readout bit flips), or None for
     the exact readout-corrupted marginals averaged over the T trajectories. Runs on ``inputs``' device
-    (CPU or CUDA; ``generator`` must be on the same device). Returns (N, n_clbits)
+    (CPU or CUDA, the latter not yet run on a GPU; ``generator`` must be on the same device). Returns (N, n_clbits)
     estimates and standard errors; the error is the spread of the T per-trajectory estimates over
     sqrt(T), which counts both the trajectory and the shot noise. Trajectories run in chunks of
     ``chunk`` states (memory: chunk x 2^n_active x 8 bytes, twice).

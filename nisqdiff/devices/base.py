@@ -88,7 +88,9 @@ def shot_stderr(z: torch.Tensor, shots: int) -> torch.Tensor:
 class SamplerDevice(Device):
     """A device that runs bound, transpiled Qiskit circuits through a SamplerV2 (Aer or IBM).
 
-    Subclasses give ``_transpile(circuit)`` (once per ansatz and weights, cached here),
+    ``_transpile(circuit)`` runs once per ansatz and weights (cached here): qiskit's ``transpile``
+    with the subclass's ``transpile_options`` (backend or Target), ``optimization_level`` and
+    ``seed_transpiler`` 0, unless a subclass overrides it. Subclasses give
     ``_execute(circuits, values) -> (bits per circuit, metadata)`` (one primitive call or job per
     stage) and ``_readout()`` (the snapshot and scale whose assignment matrices to invert, or None).
     ``run_many`` maps the measured bits to <Z_q> through each circuit's final layout, with standard
@@ -96,10 +98,14 @@ class SamplerDevice(Device):
     """
 
     shots: int
+    optimization_level: int
+    transpile_options: dict
     _cache: dict
 
     def _transpile(self, circuit):
-        raise NotImplementedError
+        from qiskit import transpile
+
+        return transpile(circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0)
 
     def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         raise NotImplementedError

@@ -14,7 +14,7 @@ readout-corrupted marginals of the trajectories (the noisy expectation value, up
 Mitigation options: ``mitigate_readout`` inverts each qubit's assignment matrix (as ``aer-noisy``);
 ``zne`` = noise-scale factors (e.g. (1, 2, 3)): the circuit runs at ``noise_scale * f`` for each
 factor (each with ``shots`` shots) and <Z> is Richardson-extrapolated to zero noise, its standard error
-propagated. Runs on CPU or CUDA (``torch_device``).
+propagated. Runs on CPU or CUDA (``torch_device``; the CUDA path has not been run on a GPU yet).
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ class EmulatorDevice(SamplerDevice):
         optimization_level: int = 3,
         torch_device: str = "cpu",
     ):
-        from ..calibration import load_calibration
+        from ..calibration import load_calibration, target
 
         if noise_scale < 0:
             raise ValueError(f"--noise-scale must be >= 0, got {noise_scale}")
         self.snapshot = load_calibration(calibration)
+        self.transpile_options = {"target": target(self.snapshot, 1.0)}  # what aer-noisy transpiles against
         self.shots = None if shots is None else check_shots(shots)
         if shots is not None:
             trajectories = min(trajectories, shots)
@@ -91,15 +92,6 @@ class EmulatorDevice(SamplerDevice):
             "optimization_level": self.optimization_level,
         }
         return out | ({"zne_factors": list(self.zne)} if self.zne else {})
-
-    def _transpile(self, circuit):
-        from qiskit import transpile
-
-        from ..calibration import target
-
-        return transpile(
-            circuit, target=target(self.snapshot, 1.0), optimization_level=self.optimization_level, seed_transpiler=0
-        )
 
     def program(self, circuit, scale: float) -> Program:
         """The compiled noisy program of a transpiled circuit at noise scale ``scale`` (cached)."""

@@ -107,11 +107,6 @@ class AerDevice(SamplerDevice):
     def settings(self) -> dict:
         return {"device": self.name, "shots": self.shots, "seed": self.seed, "optimization_level": self.optimization_level}
 
-    def _transpile(self, circuit):
-        from qiskit import transpile
-
-        return transpile(circuit, **self.transpile_options, optimization_level=self.optimization_level, seed_transpiler=0)
-
     def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         from qiskit_aer.primitives import SamplerV2
 
