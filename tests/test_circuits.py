@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from nisqdiff.circuits import ANSATZE, expval, simulate
+from nisqdiff.circuits import ANSATZE, expval, probabilities, simulate
 from nisqdiff.circuits.ansatz import gates
 from nisqdiff.circuits.reference import pennylane_qnode
 from nisqdiff.circuits.simulator import fuse
@@ -46,6 +46,18 @@ def test_statevector_and_chain_methods_agree(ansatz):
     ga = torch.autograd.grad(a.sin().sum(), (x, w))
     gb = torch.autograd.grad(b.sin().sum(), (x, w))
     assert all(torch.allclose(u, v, atol=1e-12) for u, v in zip(ga, gb))
+
+
+@pytest.mark.parametrize("ansatz", ["hqconv", "fqconv"])
+def test_probabilities_are_the_born_rule_of_the_simulated_state(ansatz):
+    spec = ANSATZE[ansatz]
+    x = torch.rand(2, 3, spec.n_qubits, dtype=torch.float64) * 6 - 3
+    w = torch.rand(2, spec.n_weights, dtype=torch.float64)
+    p = probabilities(ansatz, x, w)  # the chain contraction for hqconv
+    assert p.shape == (2, 3, 2**spec.n_qubits) and torch.allclose(p.sum(-1), torch.ones(2, 3, dtype=p.dtype))
+    assert torch.allclose(p, probabilities(ansatz, x, w, method="statevector"), atol=1e-14)
+    bits = (torch.arange(2**spec.n_qubits)[:, None] >> torch.arange(spec.n_qubits - 1, -1, -1)) & 1
+    assert torch.allclose(p @ (1 - 2 * bits).double(), simulate(ansatz, x, w), atol=1e-12)  # qubit 0 most significant
 
 
 def test_batched_circuits_equal_one_at_a_time():

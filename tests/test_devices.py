@@ -48,7 +48,9 @@ def test_device_executor_one_call_per_circuit_stage():
 
 
 def test_bad_device_input():
-    with pytest.raises(ValueError, match="valid: aer, aer-noisy, aer-noisy-torino, emulator, ibm, noiseless, shots"):
+    with pytest.raises(
+        ValueError, match="valid: aer, aer-noisy, aer-noisy-torino, aer-samplerv2, emulator, ibm, noiseless, shots"
+    ):
         make_device("aer-nosy")
     with pytest.raises(ValueError, match="--shots does not apply to device 'noiseless'"):
         make_device("noiseless", shots=100)

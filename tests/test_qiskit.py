@@ -40,14 +40,16 @@ def test_circuit_structure():
         bind_weights("hqconv", np.zeros(72))
 
 
-def test_aer_device_agrees_with_noiseless_within_4_standard_errors():
+@pytest.mark.parametrize("sampler", AerDevice.SAMPLERS)
+def test_aer_device_agrees_with_noiseless_within_4_standard_errors(sampler):
     torch.manual_seed(2)
     x, w = torch.rand(4, 12, dtype=torch.float64) * 3, torch.rand(84, dtype=torch.float64)
-    device = AerDevice(shots=8000, seed=5)
+    device = AerDevice(shots=8000, seed=5, sampler=sampler)
     res = device.run("hqconv", w, x)
     exact = expval("hqconv", x, w)
     assert torch.all((res.expval - exact).abs() <= 4 * res.stderr + 1e-12)
     assert res.metadata["backend"] == "aer_simulator" and res.metadata["two_qubit_gates"] >= 84
+    assert res.metadata["sampler"] == sampler
     first = device.transpiled("hqconv", w)
     device.run("hqconv", w, x[:2])
     assert device.transpiled("hqconv", w) is first  # transpiled once per set of weights, not per call
@@ -73,9 +75,12 @@ def test_sample_on_aer_from_cli(tmp_path, tiny_checkpoint):
     assert meta["device"] == "aer" and meta["shots"] == 128 and meta["device_calls"] == 8
 
 
-def test_aer_needs_two_shots():
+def test_aer_needs_two_shots_and_a_known_sampler():
     with pytest.raises(ValueError, match="at least 2"):
         make_device("aer", shots=1)
+    with pytest.raises(ValueError, match="valid: probabilities, aer"):
+        AerDevice(sampler="exact")
+    assert make_device("aer-samplerv2").settings()["sampler"] == "aer"
 
 
 @pytest.mark.parametrize("calibration", ["fake_sherbrooke", "fake_torino"])

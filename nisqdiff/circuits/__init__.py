@@ -9,10 +9,24 @@ from __future__ import annotations
 import torch
 
 from .ansatz import ANSATZE, AnsatzSpec, Gate, gates, get_spec
-from .mps import simulate_chain, supports
-from .simulator import simulate_statevector
+from .mps import chain_probabilities, simulate_chain, supports
+from .simulator import simulate_statevector, statevector_probabilities
 
 METHODS = ("auto", "statevector", "chain")
+
+
+def _check(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, method: str) -> bool:
+    """Validate a (C, B, n) / (C, n_weights) call; True where the chain method is to be used."""
+    spec = get_spec(ansatz)
+    if inputs.dim() != 3 or inputs.shape[-1] != spec.n_qubits:
+        raise ValueError(f"{ansatz} inputs must be (C, B, {spec.n_qubits}), got {tuple(inputs.shape)}")
+    if weights.shape != (inputs.shape[0], spec.n_weights):
+        raise ValueError(f"{ansatz} weights must be ({inputs.shape[0]}, {spec.n_weights}), got {tuple(weights.shape)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown simulation method '{method}'; valid: {', '.join(METHODS)}")
+    if method == "chain" and not supports(ansatz):
+        raise ValueError(f"{ansatz} has gates the chain method cannot take; use method='statevector'")
+    return method == "chain" or (method == "auto" and supports(ansatz))
 
 
 def simulate(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, method: str = "auto") -> torch.Tensor:
@@ -25,19 +39,20 @@ def simulate(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, method: s
     matrix-product state over the ansatz's qubit groups; HQConv) or "auto" (chain where supported).
     Raises ``ValueError`` for an unknown ansatz or method, wrong shapes, or an unsupported method.
     """
-    spec = get_spec(ansatz)
-    if inputs.dim() != 3 or inputs.shape[-1] != spec.n_qubits:
-        raise ValueError(f"{ansatz} inputs must be (C, B, {spec.n_qubits}), got {tuple(inputs.shape)}")
-    if weights.shape != (inputs.shape[0], spec.n_weights):
-        raise ValueError(f"{ansatz} weights must be ({inputs.shape[0]}, {spec.n_weights}), got {tuple(weights.shape)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown simulation method '{method}'; valid: {', '.join(METHODS)}")
+    chain = _check(ansatz, inputs, weights, method)
     weights = weights.to(inputs.dtype)
-    if method == "chain" or (method == "auto" and supports(ansatz)):
-        if not supports(ansatz):
-            raise ValueError(f"{ansatz} has gates the chain method cannot take; use method='statevector'")
-        return simulate_chain(ansatz, inputs, weights)
-    return simulate_statevector(ansatz, inputs, weights)
+    return (simulate_chain if chain else simulate_statevector)(ansatz, inputs, weights)
+
+
+def probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """Born probabilities of every computational basis state of C circuits on a batch: inputs
+    (C, B, n_qubits) RX angles, weights (C, n_weights) -> (C, B, 2^n_qubits) real, summing to 1, basis
+    index bits in qubit order (qubit 0 most significant, PennyLane's convention). Same methods and
+    errors as :func:`simulate`; the chain method contracts its (bond <= 8) state into the full vector.
+    For shot sampling (the ``shots`` device); not meant to be differentiated."""
+    chain = _check(ansatz, inputs, weights, method)
+    weights = weights.to(inputs.dtype)
+    return (chain_probabilities if chain else statevector_probabilities)(ansatz, inputs, weights)
 
 
 def expval(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -64,4 +79,15 @@ class CircuitExecutor:
         return simulate(ansatz, inputs, weights)
 
 
-__all__ = ["ANSATZE", "METHODS", "AnsatzSpec", "CircuitExecutor", "Gate", "expval", "gates", "get_spec", "simulate"]
+__all__ = [
+    "ANSATZE",
+    "METHODS",
+    "AnsatzSpec",
+    "CircuitExecutor",
+    "Gate",
+    "expval",
+    "gates",
+    "get_spec",
+    "probabilities",
+    "simulate",
+]

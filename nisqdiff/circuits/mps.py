@@ -128,16 +128,11 @@ def _open_density(sites: list, groups, open_qubits: list[tuple[int, ...]]) -> to
     return acc.reshape(c, b, acc.shape[-2], acc.shape[-1])
 
 
-def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
-
-    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. When
-    the last block crosses groups (HQConv's final B block), it is not applied to the state: Z on the
-    qubits it does not touch is read from the state before it, and for its own qubits
-    <Z_q> = Tr(rho F^dagger Z_q F) with rho their reduced density matrix -- half the bond size.
-    """
-    spec = get_spec(ansatz)
-    groups = [tuple(g) for g in spec.groups]
+def _evolve_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, defer_final: bool):
+    """Run the fused blocks of ``ansatz`` on the chain: (sites, groups, final), sites a list of
+    (C, B, Dl, Dr, 2^k) tensors with qubits in group order. With ``defer_final``, a last block that
+    crosses groups (HQConv's B block) is not applied but returned as ``final`` = (block, matrix)."""
+    groups = [tuple(g) for g in get_spec(ansatz).groups]
     where = {q: i for i, g in enumerate(groups) for q in g}
     c, b, n = inputs.shape
     single = encode(inputs)
@@ -149,7 +144,7 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
         sites.append(amp.reshape(c, b, 1, 1, -1))
     blocks, mats = fuse(ansatz), block_matrices(ansatz, weights)
     final = None
-    if len({where[q] for q in blocks[-1].qubits}) > 1 and len(blocks[-1].qubits) <= 4:
+    if defer_final and len({where[q] for q in blocks[-1].qubits}) > 1 and len(blocks[-1].qubits) <= 4:
         final, blocks, mats = (blocks[-1], mats[-1]), blocks[:-1], mats[:-1]
     for block, mat in zip(blocks, mats):
         owners = {where[q] for q in block.qubits}
@@ -175,6 +170,37 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
                 run = (gate.wires[0], gate.wires[1], rot)
         if run:
             _controlled(sites, groups, where, *run)
+    return sites, groups, final
+
+
+def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Born probabilities of every basis state, (C, B, 2^n) real, qubit 0 the most significant bit,
+    for inputs (C, B, n) and weights (C, n_weights): the chain with every block applied (bonds up
+    to 8 for HQConv), contracted site by site into the full state. Exact; requires :func:`supports`.
+    For shot sampling (not differentiated)."""
+    sites, groups, _ = _evolve_chain(ansatz, inputs, weights, defer_final=False)
+    c, b = inputs.shape[:2]
+    state = sites[0].reshape(c, b, sites[0].shape[3], -1).transpose(-1, -2)  # (C, B, P, D)
+    for site in sites[1:]:
+        dl, dr, p = site.shape[2:]
+        state = torch.matmul(state, site.reshape(c, b, dl, dr * p))  # (C, B, P_acc, Dr * P)
+        state = state.reshape(c, b, -1, dr, p).transpose(-1, -2).reshape(c, b, -1, dr)
+    probs = (state.real.square() + state.imag.square()).reshape(c, b, *([2] * inputs.shape[-1]))
+    order = [q for g in groups for q in g]
+    perm = [order.index(q) for q in range(len(order))]
+    return probs.permute(0, 1, *(2 + i for i in perm)).reshape(c, b, -1)
+
+
+def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
+
+    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. When
+    the last block crosses groups (HQConv's final B block), it is not applied to the state: Z on the
+    qubits it does not touch is read from the state before it, and for its own qubits
+    <Z_q> = Tr(rho F^dagger Z_q F) with rho their reduced density matrix -- half the bond size.
+    """
+    n = inputs.shape[-1]
+    sites, groups, final = _evolve_chain(ansatz, inputs, weights, defer_final=True)
     cols = [p @ _z_signs(len(g), str(p.device), p.dtype) for p, g in zip(_marginals(sites), groups)]
     out = torch.cat(cols, -1)
     order = torch.tensor([q for g in groups for q in g], device=out.device)

@@ -175,9 +175,9 @@ def simulate_statevector(ansatz: str, inputs: torch.Tensor, weights: torch.Tenso
     return out[..., inverse.to(out.device)]
 
 
-def probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def statevector_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Born probabilities of every computational basis state: (C, B, 2^n) real, index bits in qubit
-    order (qubit 0 most significant, PennyLane's convention). For shot sampling; not differentiated."""
+    order (qubit 0 most significant, PennyLane's convention), from the factorised statevector."""
     c, b, n = inputs.shape
     probs, order = None, []
     for o, state in _evolve(ansatz, inputs, weights.to(inputs.dtype)):

@@ -1,7 +1,7 @@
 """Device profiles: the readable TOML files of ``devices/`` (installed as ``nisqdiff/profiles``).
 
 A profile names a device ``kind`` (noiseless, shots, aer, aer-noisy, emulator, ibm) and its settings:
-shots, seed, calibration, noise_scale, trajectories, backend, ``[transpile] optimization_level``,
+shots, seed, calibration, noise_scale, trajectories, backend, sampler, ``[transpile] optimization_level``,
 ``[mitigation] readout`` and ``zne``, execution_mode, job_timeout_s and ``[limits] max_executions_per_job``. Command-line options override
 a profile's values; an option a kind does not take is an error, not silently ignored.
 """
@@ -17,7 +17,7 @@ from .base import Device
 KIND_OPTIONS = {
     "noiseless": set(),
     "shots": {"shots", "seed"},
-    "aer": {"shots", "seed", "optimization_level"},
+    "aer": {"shots", "seed", "optimization_level", "sampler"},
     "aer-noisy": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "method"},
     "emulator": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "trajectories",
                  "zne", "torch_device"},
@@ -87,7 +87,8 @@ def make_device(name: str, **options) -> Device:
     """Build the device of profile ``name`` with ``options`` (None = the profile's value) overriding it.
 
     Options: shots, seed, calibration, noise_scale, method, mitigate_readout, optimization_level, backend,
-    execution_mode, job_timeout, max_executions_per_job, trajectories, zne, torch_device (emulator: cpu or cuda). Raises ``ValueError`` for an unknown device
+    execution_mode, job_timeout, max_executions_per_job, trajectories, zne, torch_device (emulator: cpu or cuda),
+    sampler (aer: probabilities or aer). Raises ``ValueError`` for an unknown device
     (listing the valid ones), an option its kind does not take, or a missing required one.
     """
     from .emulator import EmulatorDevice
@@ -106,7 +107,8 @@ def make_device(name: str, **options) -> Device:
     if kind == "shots":
         return ShotsDevice(opts.get("shots", 1024), opts.get("seed", 0))
     if kind == "aer":
-        return AerDevice(opts.get("shots", 1024), opts.get("seed", 0), opts.get("optimization_level", 1))
+        keys = ("shots", "seed", "optimization_level", "sampler")
+        return AerDevice(**{k: opts[k] for k in keys if k in opts})
     if kind in ("aer-noisy", "emulator"):
         if "calibration" not in opts:
             from ..calibration import list_calibrations

@@ -4,8 +4,9 @@ infinite-noise limit used by studies).
 ``noiseless`` gives exact expectation values (the training simulator); ``shots`` measures the ideal
 state ``shots`` times (bitstrings drawn from its Born probabilities, <Z_q> from the marginal of qubit
 q with its standard error); ``aer`` runs the Qiskit circuit, transpiled once per set of weights, on
-Qiskit Aer's SamplerV2 without noise (a cross-check of the whole Qiskit path); ``aer-noisy`` adds a
-noise model from a calibration snapshot (:mod:`nisqdiff.calibration`).
+Qiskit Aer through a SamplerV2 without noise (a cross-check of the whole Qiskit path); ``aer-noisy``
+adds a noise model from a calibration snapshot (:mod:`nisqdiff.calibration`) and runs on Aer's own
+SamplerV2.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import time
 
 import torch
 
-from ..circuits import simulate
-from ..circuits.simulator import _z_signs, probabilities
+from ..circuits import probabilities, simulate
+from ..circuits.simulator import _z_signs
 from .base import Device, DeviceResult, SamplerDevice, call_seed, check_shots, shot_stderr
 
 
@@ -83,37 +84,68 @@ class ShotsDevice(Device):
 
 
 class AerDevice(SamplerDevice):
-    """Qiskit Aer (``AerSimulator`` through ``qiskit_aer.primitives.SamplerV2``), no noise.
+    """Qiskit Aer (``AerSimulator``) through a SamplerV2 primitive, no noise.
 
     The circuit of :mod:`nisqdiff.circuits.qiskit_build` gets the trained weights bound and is
     transpiled once (cached per ansatz and weights; ``optimization_level``, ``seed_transpiler`` 0);
     a stage of C circuits is one ``SamplerV2.run`` with C PUBs ``(circuit, inputs (N, n_qubits))`` of
     ``shots`` shots, seeded by :func:`call_seed` (``seed``, call number). <Z_q> comes from the measured
-    bits with its standard error.
+    bits with its standard error. ``sampler``: "probabilities" (default) is
+    :class:`~nisqdiff.devices.sampler.AerProbabilitySampler` (Aer simulates each input once, the shots
+    are drawn from its Born probabilities: 3.5x faster at 1,024 shots), "aer" is
+    ``qiskit_aer.primitives.SamplerV2`` (Aer draws and returns every shot itself). Both draw i.i.d.
+    bit strings from the same distribution. ``ValueError`` for an unknown sampler.
     """
 
     name = "aer"
+    SAMPLERS = ("probabilities", "aer")
 
-    def __init__(self, shots: int = 1024, seed: int = 0, optimization_level: int = 1, backend=None, transpile_options=None):
+    def __init__(
+        self,
+        shots: int = 1024,
+        seed: int = 0,
+        optimization_level: int = 1,
+        backend=None,
+        transpile_options=None,
+        sampler: str = "probabilities",
+    ):
         from qiskit_aer import AerSimulator
 
+        if sampler not in self.SAMPLERS:
+            raise ValueError(f"unknown sampler '{sampler}'; valid: {', '.join(self.SAMPLERS)}")
         self.shots, self.seed, self.optimization_level = check_shots(shots), seed, optimization_level
         # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
         self.backend = backend or AerSimulator(max_parallel_experiments=0)
         self.transpile_options = transpile_options or {"backend": self.backend}
+        self.sampler = sampler
         self.calls = 0
         self._cache: dict = {}
 
     def settings(self) -> dict:
-        return {"device": self.name, "shots": self.shots, "seed": self.seed, "optimization_level": self.optimization_level}
+        return {
+            "device": self.name,
+            "shots": self.shots,
+            "seed": self.seed,
+            "optimization_level": self.optimization_level,
+            "sampler": self.sampler,
+        }
 
     def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         from qiskit_aer.primitives import SamplerV2
 
-        sampler = SamplerV2.from_backend(self.backend, seed=call_seed(self.seed, self.calls), default_shots=self.shots)
+        from .sampler import AerProbabilitySampler
+
+        seed = call_seed(self.seed, self.calls)
         self.calls += 1
+        if self.sampler == "probabilities":
+            sampler = AerProbabilitySampler(self.backend, seed=seed, default_shots=self.shots)
+        else:
+            sampler = SamplerV2.from_backend(self.backend, seed=seed, default_shots=self.shots)
         results = sampler.run(list(zip(circuits, values)), shots=self.shots).result()
-        return [r.data.meas.array for r in results], {"backend": self.backend.name, "pubs": len(circuits)}
+        meta = {"backend": self.backend.name, "pubs": len(circuits)}
+        if "simulator_seconds" in results.metadata:
+            meta["simulator_seconds"] = results.metadata["simulator_seconds"]
+        return [r.data.meas.array for r in results], meta
 
 
 class AerNoisyDevice(AerDevice):
@@ -157,7 +189,8 @@ class AerNoisyDevice(AerDevice):
         self.noise_scale, self.mitigate_readout, self.method = noise_scale, mitigate_readout, method
         noise = noise_model(self.snapshot, noise_scale)
         backend = AerSimulator(noise_model=noise, method=method, max_parallel_experiments=0)
-        super().__init__(shots, seed, optimization_level, backend, {"target": target(self.snapshot, 1.0)})
+        # Aer's own SamplerV2: with trajectories the noise is drawn per shot
+        super().__init__(shots, seed, optimization_level, backend, {"target": target(self.snapshot, 1.0)}, sampler="aer")
 
     def settings(self) -> dict:
         return {
