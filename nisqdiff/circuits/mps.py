@@ -8,8 +8,9 @@ neighbouring group t is ``P0 (x) I + P1 (x) R``, which splits group s by the con
 into (unchanged, rotated): the bond between them doubles. HQConv's last B block is not applied but
 read out in the Heisenberg picture (:func:`simulate_chain`), so the bonds stop at 4 and the exact
 state holds 64 + 256 + 64 amplitudes instead of 4096. <Z_q> comes from the diagonal of each group's
-reduced density matrix (left and right environments). No truncation: the result is exact, and
-checked against PennyLane.
+reduced density matrix (left and right environments). :func:`chain_probabilities` applies every block
+instead (bonds up to 8) and contracts the sites into all 2^n Born probabilities, for shot sampling. No
+truncation: the results are exact, and checked against PennyLane and the statevector.
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ class DepolarizedDevice(Device):
 class ShotsDevice(Device):
     """The ideal circuit measured ``shots`` times per input.
 
-    Bitstrings are drawn from the exact Born probabilities (computed in float32, whose rounding,
-    about 1e-7 per probability, is far below any shot noise) by inverse-CDF sampling from a
+    Bitstrings are drawn from the exact Born probabilities (:func:`nisqdiff.circuits.probabilities`,
+    the chain contraction for HQConv; computed in float32, whose rounding, about 1e-7 per
+    probability, is far below any shot noise) by inverse-CDF sampling from a
     generator seeded with ``seed``; <Z_q> = 1 - 2 * (fraction of shots with qubit q = 1), an unbiased
     estimate, with standard error from :func:`shot_stderr`.
     """
