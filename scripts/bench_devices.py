@@ -4,6 +4,9 @@
     python scripts/bench_devices.py --n 256 --noisy-n 8 --noisy-shots 1024
 
 One HQConv circuit with random weights; transpilation happens once before timing (as in sampling).
+Batched: median of --repeats calls with all N inputs; per-call: the median of --single-calls calls with
+one input each. Where the device reports its simulator's own time (aer), the bound that time puts on the
+speedup is printed too.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class AerDevice(SamplerDevice):
     ``shots`` shots, seeded by :func:`call_seed` (``seed``, call number). <Z_q> comes from the measured
     bits with its standard error. ``sampler``: "probabilities" (default) is
     :class:`~nisqdiff.devices.sampler.AerProbabilitySampler` (Aer simulates each input once, the shots
-    are drawn from its Born probabilities: 3.5x faster at 1,024 shots), "aer" is
+    are drawn from its Born probabilities: about 3x faster at 1,024 shots), "aer" is
     ``qiskit_aer.primitives.SamplerV2`` (Aer draws and returns every shot itself). Both draw i.i.d.
     bit strings from the same distribution. ``ValueError`` for an unknown sampler.
     """
