@@ -310,8 +310,8 @@ def report(
     devices: str = typer.Option(
         "noiseless,shots:128,shots:1024,shots:8192,emulator:fake_sherbrooke@0.5,emulator:fake_sherbrooke@1,"
         "emulator:fake_sherbrooke@2",
-        help="comma-separated settings: noiseless | shots:SHOTS | emulator:CAL@SCALE[/SHOTS][+readout][+zne] | "
-        "aer-noisy:CAL@SCALE[/SHOTS][+readout]",
+        help="comma-separated settings: noiseless | depolarized | shots:SHOTS | "
+        "emulator:CAL@SCALE[/SHOTS][+readout][+zne] | aer-noisy:CAL@SCALE[/SHOTS][+readout]",
     ),
     num: int = typer.Option(500, help="images per setting"),
     steps: int = typer.Option(20, help="DDIM steps"),

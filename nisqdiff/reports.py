@@ -302,10 +302,9 @@ def _plots(out: Path, rows: list[dict]) -> None:
                 groups.setdefault(tag, []).append(r)
             for tag, rs in sorted(groups.items()):
                 rs = sorted(rs, key=lambda r: r[xkey])
-                x = [r[xkey] for r in rs]
-                y = [r[key] for r in rs]
                 if key not in rs[0]:
                     continue
+                x, y = [r[xkey] for r in rs], [r[key] for r in rs]
                 if key.startswith("fid") and f"{key}_ci_low" in rs[0]:
                     lo, hi = f"{key}_ci_low", f"{key}_ci_high"
                     yerr = [[max(r[key] - r[lo], 0) for r in rs], [max(r[hi] - r[key], 0) for r in rs]]
@@ -329,20 +328,14 @@ def _grids(out: Path, study: dict, images: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from .checkpoints import atomic_write
-    from .sampling import to_uint8
+    from .sampling import grid_array
 
     labels = [s["label"] for s in study["settings"]]
     fig, axes = plt.subplots(1, len(labels), figsize=(2.2 * len(labels), 2.6), squeeze=False)
     for ax, label in zip(axes[0], labels):
-        pix = to_uint8(images[label][:16])
-        tiles = np.zeros((4 * 30, 4 * 30), dtype=np.uint8)
-        for i, p in enumerate(pix):
-            r, c = divmod(i, 4)
-            tiles[r * 30 + 1 : r * 30 + 29, c * 30 + 1 : c * 30 + 29] = p
-        ax.imshow(tiles, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(grid_array(images[label][:16], nrow=4), cmap="gray", vmin=0, vmax=255)
         ax.set_title(label, fontsize=7)
         ax.axis("off")
     fig.tight_layout()

@@ -61,8 +61,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).numpy()
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, pad: int = 2) -> Path:
-    """Save (N, 1, H, W) images in [-1, 1] as one PNG grid (``nrow`` per row, default ~sqrt(N))."""
+def grid_array(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """(N, 1, H, W) images in [-1, 1] tiled into one uint8 array (``nrow`` per row, default ~sqrt(N))."""
     pix = to_uint8(images)
     n, h, w = pix.shape
     nrow = nrow or math.ceil(math.sqrt(n))
@@ -71,4 +71,10 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
     for i in range(n):
         r, c = divmod(i, nrow)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pix[i]
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, pad: int = 2) -> Path:
+    """Save (N, 1, H, W) images in [-1, 1] as one PNG grid (:func:`grid_array`)."""
+    grid = grid_array(images, nrow, pad)
     return atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))
