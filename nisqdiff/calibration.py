@@ -21,11 +21,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from .errors import CalibrationError, UsageError
+
 SKIP_OPS = {"delay", "reset", "for_loop", "if_else", "switch_case", "while_loop", "id", "measure"}
-
-
-class CalibrationError(ValueError):
-    """Unknown calibration name or an unreadable snapshot."""
 
 
 def calibration_dir() -> Path:
@@ -66,7 +64,7 @@ def load_calibration(name: str) -> dict:
 def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None, name: str | None = None) -> Path:
     """Save the current calibration of ``backend_name`` as a snapshot and return its path.
 
-    A live backend needs the saved IBM Quantum account (see :func:`nisqdiff.devices.ibm.resolve_backend`,
+    A live backend needs the saved IBM Quantum account (see :func:`nisqdiff.backends.resolve_backend`,
     whose errors it raises); a ``fake_*`` name exports that fake backend offline. The file is
     ``out_dir`` (default :func:`user_calibration_dir`) / ``name`` (default ``<backend>-<date>``) .json,
     written atomically."""
@@ -74,8 +72,8 @@ def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None
 
     import qiskit_ibm_runtime
 
-    from .checkpoints import atomic_write_text
-    from .devices.ibm import resolve_backend
+    from .backends import resolve_backend
+    from .files import atomic_write_text
 
     backend, _, local = resolve_backend(backend_name)
     if not local and hasattr(backend, "refresh"):
@@ -141,6 +139,17 @@ def readout_probs(qubit: dict, scale: float = 1.0) -> tuple[float, float]:
     return min(qubit["prob_meas1_prep0"] * scale, 1.0), min(qubit["prob_meas0_prep1"] * scale, 1.0)
 
 
+def readout_errors(snapshot: dict, qubits, scale: float = 1.0) -> list[tuple[float, float]]:
+    """[(P(1|0), P(0|1))] of the snapshot's physical ``qubits`` (in that order) at ``scale``: what a
+    device needs to emulate or invert readout errors, without reading the snapshot's layout itself."""
+    return [readout_probs(snapshot["qubits"][q], scale) for q in qubits]
+
+
+def describe(snapshot: dict) -> dict:
+    """What identifies a snapshot in a device's settings: its name and calibration date."""
+    return {"calibration": snapshot["name"], "calibration_date": snapshot["calibration_date"]}
+
+
 def coupling_map(snapshot: dict) -> list[list[int]]:
     """Directed pairs on which the snapshot's two-qubit gate is calibrated."""
     return [g["qubits"] for g in snapshot["gates"] if len(g["qubits"]) == 2]
@@ -154,7 +163,7 @@ def target(snapshot: dict, scale: float = 1.0):
     from qiskit.transpiler import InstructionProperties, Target
 
     if scale < 0:
-        raise ValueError(f"--noise-scale must be >= 0, got {scale}")
+        raise UsageError(f"--noise-scale must be >= 0, got {scale}")
     ops = {"sx": SXGate(), "x": XGate(), "rz": RZGate(Parameter("lambda")), "ecr": ECRGate(), "cz": CZGate(), "cx": CXGate()}
 
     def longer(t):

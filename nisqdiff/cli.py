@@ -1,38 +1,69 @@
-"""The ``nisqdiff`` command line (typer): archs, train, sample, evaluate, devices."""
+"""The ``nisqdiff`` command line (typer): archs, train, sample, export, evaluate, report, devices, calibration.
+
+Users' mistakes (:class:`~nisqdiff.errors.NisqdiffError`) and operating-system errors on a named file
+become one line on stderr and exit code 2; any other exception is a bug: a short message says so and
+where its full traceback was written, exit code 1.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Quantum-hybrid diffusion U-Nets on simulators and NISQ devices."
-)
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+    help="Quantum-hybrid diffusion U-Nets on simulators and NISQ devices.",
+)  # fmt: skip
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+def _report_bug(exc: BaseException) -> Path:
+    """Write the traceback of ``exc`` to the user's cache (``$XDG_CACHE_HOME/nisqdiff/crashes``) and
+    return the file's path."""
+    import datetime
+    import os
+    import traceback
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nisqdiff" / "crashes"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"crash-{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.txt"
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
 
 
 def friendly_errors(fn):
-    """Turn the library's expected errors into one line on stderr and a non-zero exit code."""
+    """Run a command: a :class:`~nisqdiff.errors.NisqdiffError` or an ``OSError`` on a file becomes one
+    line and exit code 2 (an interrupted device run 130); anything else is reported as a bug."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .checkpoints import CheckpointError
-        from .data import DataError
-        from .training import TrainingError
+        from .device_runs import RunInterrupted
+        from .errors import NisqdiffError
 
         try:
             return fn(*args, **kwargs)
-        except (ValueError, DataError, CheckpointError, TrainingError, FileNotFoundError) as exc:  # CalibrationError too
+        except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
+            raise
+        except RunInterrupted as exc:
+            _fail(str(exc), code=130)
+        except NisqdiffError as exc:
             _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except OSError as exc:
+            if exc.filename is None:
+                path = _report_bug(exc)
+                _fail(f"nisqdiff hit a bug (OSError: {exc}); the traceback is in {path}; please report it", code=1)
+            _fail(f"{exc.filename}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback
+            path = _report_bug(exc)
+            _fail(f"nisqdiff hit a bug ({type(exc).__name__}: {exc}); the traceback is in {path}; please report it", code=1)
 
     return wrapper
 
@@ -73,7 +104,9 @@ def train(
     data_dir: Optional[Path] = typer.Option(None, help="folder with mnist/ and fashion-mnist/ IDX files"),
     resume: bool = typer.Option(False, help="continue the run in --out from its checkpoint"),
     overwrite: bool = typer.Option(False, help="replace a run already in --out"),
-    init_from: Optional[Path] = typer.Option(None, help="classical checkpoint whose encoder/decoder to copy"),
+    init_from: Optional[Path] = typer.Option(
+        None, help="classical checkpoint (training weights) or pretrained folder (EMA weights) whose encoder/decoder to copy"
+    ),
     freeze_classical: bool = typer.Option(False, help="train only the circuits (seed 002's transfer variant)"),
     grid_images: int = typer.Option(16, help="EMA samples in each epoch's PNG grid (0: none)"),
     amp: bool = typer.Option(True, help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits)"),
@@ -99,51 +132,21 @@ def train(
         freeze_classical=freeze_classical,
         grid_images=grid_images,
         amp=amp,
-        device=torch_device,
+        torch_device=torch_device,
     )
     record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite)
     typer.echo(json.dumps(record))
 
 
-def _sample(ckpt: dict, checkpoint: Path, num, sampler, steps, eta, batch_size, seed, qdevice=None, torch_device="cpu"):
-    """Sample with the checkpoint's EMA weights under a progress bar, the circuits on ``qdevice``
-    (a :class:`~nisqdiff.devices.Device`; None = the exact simulator); returns (images, metadata)."""
-    from tqdm import tqdm
-
-    from .checkpoints import model_from_checkpoint
-    from .devices import DeviceExecutor
-    from .sampling import sample_images
-
-    model = model_from_checkpoint(ckpt)
-    executor = DeviceExecutor(qdevice) if qdevice is not None else None
-    if executor is not None:
-        model.set_executor(executor)
-    per_batch = 1000 if sampler == "ddpm" else steps
-    t0 = time.time()
-    with tqdm(total=per_batch * -(-num // batch_size), desc=f"sample {ckpt['arch']} {sampler}", unit="step") as bar:
-        images = sample_images(model, num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
-    meta = {
-        "checkpoint": str(checkpoint),
-        "arch": ckpt["arch"],
-        "step": ckpt["step"],
-        "num": num,
-        "sampler": sampler,
-        "steps": per_batch,
-        "eta": eta if sampler == "ddim" else None,
-        "batch_size": batch_size,
-        "seed": seed,
-        "device": executor.summary() if executor is not None else {"device": "noiseless"},
-        "wall_time_s": round(time.time() - t0, 2),
-    }
-    return images, meta
+CHECKPOINT_HELP = "training checkpoint (its EMA weights) or pretrained folder (`nisqdiff export`)"
 
 
 @app.command()
 @friendly_errors
 def sample(
-    checkpoint: Optional[Path] = typer.Option(None, help="training checkpoint (its EMA weights are used)"),
+    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
     num: int = typer.Option(64),
-    sampler: str = typer.Option("ddim", help="ddpm (1000 steps) or ddim"),
+    sampler: str = typer.Option("ddim", help="ddpm (all T steps of the schedule) or ddim"),
     steps: int = typer.Option(50, help="DDIM steps"),
     eta: float = typer.Option(0.0, help="DDIM eta (0 deterministic)"),
     batch_size: int = typer.Option(256, help="images per batch (device ibm: all images in one batch)"),
@@ -170,65 +173,64 @@ def sample(
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
-    from .checkpoints import atomic_save, atomic_write_text, file_sha256, load_checkpoint, model_from_checkpoint
-    from .devices import IBMDevice, NoiselessDevice, RunManifest, load_profile, make_device
-    from .devices.ibm import dry_run_plan
-    from .sampling import save_grid
+    from .device_runs import SampleRun, dry_run_plan, execute, open_run
+    from .devices import IBMDevice, load_profile
+    from .files import atomic_save, atomic_write_text
+    from .images import save_grid
 
-    manifest = None
-    options = {
-        "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
-        "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend, "execution_mode": execution_mode,
-        "job_timeout": job_timeout,
-    }  # fmt: skip
-    if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
-        options["torch_device"] = torch_device  # the emulator runs its trajectories there too
-    if resume is not None:
-        manifest = RunManifest.load(resume)
-        run = manifest.data["run"]
-        checkpoint, out = Path(run["checkpoint"]), resume
-        num, sampler, steps, eta, seed = run["num"], run["sampler"], run["steps"], run["eta"], run["seed"]
-        device, options = run["device"], run["device_options"]
-        if not checkpoint.is_file() or file_sha256(checkpoint) != run["checkpoint_sha256"]:
-            raise ValueError(f"checkpoint {checkpoint} of the run in {resume} is missing or changed since the run started")
-    if checkpoint is None:
-        raise ValueError("--checkpoint is required (or --resume DIR of an earlier device run)")
-    qdevice = make_device(device, **options)
-    is_ibm = isinstance(qdevice, IBMDevice)
-    if (dry_run or resume is not None) and not is_ibm:
-        raise ValueError(f"--dry-run and --resume apply to device kind ibm, not '{device}'")
-    ckpt = load_checkpoint(checkpoint, expect_arch=arch)
+    run = None
+    if resume is None:
+        if checkpoint is None:
+            raise_usage("--checkpoint is required (or --resume DIR of an earlier device run)")
+        options = {
+            "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
+            "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend,
+            "execution_mode": execution_mode, "job_timeout": job_timeout,
+        }  # fmt: skip
+        if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
+            options["torch_device"] = torch_device  # the emulator runs its trajectories there too
+        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device)
+    else:
+        out = resume
+    run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch)
     if dry_run:
-        plan = dry_run_plan(model_from_checkpoint(ckpt), qdevice, num, 1000 if sampler == "ddpm" else steps)
-        _print_plan(plan, ckpt["arch"], num, sampler)
+        if not isinstance(qdevice, IBMDevice):
+            raise_usage(f"--dry-run applies to device kind ibm, not '{run.device}'")
+        plan = dry_run_plan(pipe, qdevice, run.num, pipe.steps_per_batch(run.sampler, run.steps))
+        _print_plan(plan, pipe.arch, run.num, run.sampler)
         return
-    if is_ibm:
-        batch_size = num  # one PUB per circuit with every image: jobs = stages x steps
-        if manifest is None:
-            run = {"checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint), "num": num,
-                   "sampler": sampler, "steps": steps, "eta": eta, "seed": seed, "device": device, "device_options": options}  # fmt: skip
-            manifest = RunManifest.create(out, run, qdevice.settings())
-        qdevice.manifest = manifest
-    try:
-        with qdevice:
-            images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed,
-                                   None if isinstance(qdevice, NoiselessDevice) else qdevice, torch_device)  # fmt: skip
-    except KeyboardInterrupt:
-        if manifest is None:
-            raise
-        done = sum(j["status"] == "done" for j in manifest.data["jobs"])
-        typer.echo(f"interrupted: {done} finished jobs are kept in {manifest.path}; continue with --resume {out}", err=True)
-        raise typer.Exit(code=130) from None
-    if manifest is not None:
-        meta["device"].update(
-            manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=qdevice.jobs_submitted
-        )
-        manifest.set_status("done")
+    images, meta = execute(run, pipe, qdevice, manifest, out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_save({"images": images, "meta": meta}, out / "samples.pt")
     save_grid(images[:64], out / "samples.png")
     atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
     typer.echo(json.dumps(meta))
+
+
+def raise_usage(message: str) -> None:
+    """Raise :class:`~nisqdiff.errors.UsageError` (one line, exit 2)."""
+    from .errors import UsageError
+
+    raise UsageError(message)
+
+
+@app.command()
+@friendly_errors
+def export(
+    checkpoint: Path = typer.Option(..., help="training checkpoint whose EMA weights to export"),
+    out: Path = typer.Option(..., help="pretrained folder to write (config.json, model.safetensors)"),
+    overwrite: bool = typer.Option(False, help="replace a pretrained folder already in --out"),
+):
+    """Write a model as a pretrained folder: config.json (architecture, schedule, training configuration,
+    provenance) and its EMA weights as model.safetensors; every command that takes --checkpoint reads it."""
+    from .checkpoints import CONFIG_FILE
+    from .pipeline import DiffusionPipeline
+
+    if (out / CONFIG_FILE).exists() and not overwrite:
+        raise_usage(f"{out} already holds a pretrained model; pass --overwrite to replace it")
+    pipe = DiffusionPipeline.from_pretrained(checkpoint)
+    pipe.save_pretrained(out)
+    typer.echo(f"{out}: {pipe.arch}, step {pipe.info['step']}, schedule T={pipe.schedule.timesteps} {pipe.schedule.schedule}")
 
 
 def _print_plan(plan: dict, arch: str, num: int, sampler: str) -> None:
@@ -246,15 +248,35 @@ def _print_plan(plan: dict, arch: str, num: int, sampler: str) -> None:
                "(shots x (scheduled circuit duration + repetition delay); per-job overhead and queueing not included)")  # fmt: skip
 
 
+def _load_samples(path: Path):
+    """(images, metadata) of a samples.pt written by ``nisqdiff sample``; one-line errors for any other file."""
+    import torch
+
+    from .errors import UsageError
+
+    if not path.is_file():
+        raise UsageError(f"samples file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise UsageError(f"samples file {path} is unreadable: {str(exc).splitlines()[0]}") from None
+    images = payload.get("images") if isinstance(payload, dict) else None
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise UsageError(f"samples file {path} holds no 'images' of shape (N, 1, 28, 28); write it with `nisqdiff sample`")
+    if not torch.isfinite(images).all():
+        raise UsageError(f"samples file {path} holds non-finite pixels; it cannot be scored")
+    return images, payload.get("meta", {})
+
+
 @app.command()
 @friendly_errors
 def evaluate(
-    checkpoint: Optional[Path] = typer.Option(None, help="sample from this checkpoint, then evaluate"),
+    checkpoint: Optional[Path] = typer.Option(None, help="sample from this model (" + CHECKPOINT_HELP + "), then evaluate"),
     samples: Optional[Path] = typer.Option(None, help="samples.pt written by `nisqdiff sample`"),
     num: int = typer.Option(7000, help="images to generate with --checkpoint (the paper: 7,000)"),
     backbone: str = typer.Option("classifier", help="classifier (shipped, per dataset) or inception"),
     inception_weights: Optional[Path] = typer.Option(None, help="TorchScript InceptionV3 (inception-2015-12-05.pt)"),
-    dataset: Optional[str] = typer.Option(None, help="reference dataset (default: the checkpoint's)"),
+    dataset: Optional[str] = typer.Option(None, help="reference dataset (default: the model's)"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files"),
     num_real: Optional[int] = typer.Option(None, help="first N training images as reference (default: all)"),
     sampler: str = typer.Option("ddim"),
@@ -265,34 +287,30 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint)"),
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
-    import torch
-
-    from .checkpoints import atomic_write_text, load_checkpoint
-    from .data import load_images
-    from .metrics import compute_metrics
+    from .data import check_dataset, load_images
+    from .files import atomic_write_text
+    from .metrics import compute_metrics, load_backbone
+    from .pipeline import DiffusionPipeline
 
     if (checkpoint is None) == (samples is None):
-        raise ValueError("give exactly one of --checkpoint or --samples")
+        raise_usage("give exactly one of --checkpoint or --samples")
     if samples is not None:
-        if not samples.is_file():
-            raise FileNotFoundError(f"samples file {samples} does not exist")
-        payload = torch.load(samples, map_location="cpu", weights_only=True)
-        images, meta = payload["images"], payload.get("meta", {})
-        ckpt_dataset = None
-        if meta.get("checkpoint") and Path(meta["checkpoint"]).is_file():
-            ckpt_dataset = load_checkpoint(meta["checkpoint"])["config"]["dataset"]
+        images, meta = _load_samples(samples)
+        model_dataset = None
+        if meta.get("checkpoint") and Path(meta["checkpoint"]).exists():
+            model_dataset = DiffusionPipeline.from_pretrained(meta["checkpoint"]).info["dataset"]
         default_out = samples.with_name("metrics.json")
     else:
-        ckpt = load_checkpoint(checkpoint)
-        ckpt_dataset = ckpt["config"]["dataset"]
-        images, meta = _sample(ckpt, checkpoint, num, sampler, steps, eta, batch_size, seed)
-        default_out = checkpoint.with_name("metrics_eval.json")
-    ref = dataset or ckpt_dataset or "mnist"
+        pipe = DiffusionPipeline.from_pretrained(checkpoint)
+        model_dataset = pipe.info["dataset"]
+        default_out = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "metrics_eval.json"
+    ref = check_dataset(dataset or model_dataset or "mnist")
+    inception = str(inception_weights) if inception_weights else None
+    load_backbone(backbone, ref, inception)  # a bad backbone fails before any sampling
+    if checkpoint is not None:
+        images, meta = pipe.generate(num, sampler, steps, eta, batch_size, seed)
     real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real)
-    result = compute_metrics(
-        images, real, backbone, ref, str(inception_weights) if inception_weights else None,
-        image_size=299 if backbone == "inception" else None,
-    )  # fmt: skip
+    result = compute_metrics(images, real, backbone, ref, inception)
     result.update({"dataset": ref, "samples": meta})
     atomic_write_text(out or default_out, json.dumps(result, indent=2) + "\n")
     b = result["backbone"]["name"]
@@ -306,7 +324,7 @@ def evaluate(
 @app.command()
 @friendly_errors
 def report(
-    checkpoint: Path = typer.Option(..., help="trained checkpoint to study"),
+    checkpoint: Optional[Path] = typer.Option(None, help="model to study: " + CHECKPOINT_HELP),
     devices: str = typer.Option(
         "noiseless,shots:128,shots:1024,shots:8192,emulator:fake_sherbrooke@0.5,emulator:fake_sherbrooke@1,"
         "emulator:fake_sherbrooke@2",
@@ -324,17 +342,31 @@ def report(
     data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files (reference images)"),
     num_real: int = typer.Option(10000, help="training images used as the FID/KID reference"),
     bootstrap: int = typer.Option(50, help="bootstrap resamples for the FID intervals (0: none)"),
+    backbone: str = typer.Option("classifier", help="classifier (shipped, per dataset) or inception"),
+    inception_weights: Optional[Path] = typer.Option(None, help="TorchScript InceptionV3 (inception-2015-12-05.pt)"),
+    render: Optional[Path] = typer.Option(None, help="only redraw the tables, plots and report.md of this finished study"),
 ):
     """Sample the same seeds on every device setting, then FID/KID/IS with intervals, plots, grids,
-    per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch."""
-    from .reports import parse_settings, run_study
+    per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch;
+    --render DIR redraws a finished study without sampling or scoring."""
+    from .devices import parse_settings
+    from .metrics import load_backbone
+    from .report import render_report
+    from .study import run_study
 
-    settings = parse_settings(devices, shots)
-    result = run_study(checkpoint, settings, out, num, steps, seed, batch_size, shots, trajectories, eta,
-                       str(data_dir) if data_dir else None, num_real, "classifier", bootstrap)  # fmt: skip
+    if render is not None:
+        typer.echo(f"report: {render_report(render)}")
+        return
+    specs = parse_settings(devices, shots)
+    if checkpoint is None:
+        raise_usage("--checkpoint is required (or --render DIR of a finished study)")
+    inception = str(inception_weights) if inception_weights else None
+    load_backbone(backbone, "mnist", inception)  # a bad backbone fails before any sampling
+    result = run_study(checkpoint, specs, out, num, steps, seed, batch_size, shots, trajectories, eta,
+                       str(data_dir) if data_dir else None, num_real, backbone, bootstrap, inception)  # fmt: skip
     for r in result["settings"]:
         typer.echo(f"{r['setting']:<40} FID {r['fid']:8.2f}  KID {r['kid_mean']:.4f}  IS {r['is_mean']:.2f}")
-    typer.echo(f"report: {out / 'report.md'}")
+    typer.echo(f"report: {render_report(out)}")
 
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Calibration snapshots of IBM devices.")
@@ -416,7 +448,7 @@ def devices(ctx: typer.Context):
 @devices_app.command("inspect")
 @friendly_errors
 def devices_inspect(
-    checkpoint: Path = typer.Option(..., help="trained checkpoint whose circuits to transpile"),
+    checkpoint: Path = typer.Option(..., help="model whose circuits to transpile: " + CHECKPOINT_HELP),
     device: str = typer.Option("aer-noisy", help="device profile of kind aer, aer-noisy, emulator or ibm"),
     calibration: Optional[str] = typer.Option(None, help="calibration snapshot (aer-noisy) [default: the profile's]"),
     backend: Optional[str] = typer.Option(None, help="IBM backend (ibm), e.g. fake_sherbrooke"),
@@ -427,31 +459,26 @@ def devices_inspect(
     from qiskit.transpiler import CouplingMap
 
     from .calibration import circuit_stats, snapshot_from_backend
-    from .checkpoints import load_checkpoint, model_from_checkpoint
     from .circuits.qiskit_build import bind_weights
     from .devices import load_profile, make_device
-    from .models.hybrid import PatchCircuits
+    from .pipeline import DiffusionPipeline
 
     kind = load_profile(device)["kind"]
     if kind not in ("aer", "aer-noisy", "emulator", "ibm"):
-        raise ValueError(f"devices inspect needs a device of kind aer, aer-noisy, emulator or ibm; '{device}' is {kind}")
+        raise_usage(f"devices inspect needs a device of kind aer, aer-noisy, emulator or ibm; '{device}' is {kind}")
     qdev = make_device(device, shots=16, calibration=calibration, backend=backend)
     snapshot = getattr(qdev, "snapshot", None)
     if kind == "ibm":
         snapshot = snapshot_from_backend(qdev.backend, "backend properties")
-    model = model_from_checkpoint(load_checkpoint(checkpoint))
+    inventory = DiffusionPipeline.from_pretrained(checkpoint).unet.circuit_inventory()
     typer.echo(f"{'circuit':<34} {'2q gates':>8} {'2q depth':>8} {'depth':>6} {'P(success)':>10}  physical qubits")
     seen = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, PatchCircuits):
-            continue
-        for c in range(module.n_circuits):
-            circuit = qdev.transpiled(module.ansatz, module.weights[c].detach().double())
-            st = circuit_stats(circuit, snapshot)
-            p = f"{st['success_probability']:.3f}" if "success_probability" in st else "-"
-            typer.echo(f"{name + f'[{c}]':<34} {st['two_qubit_gates']:>8} {st['two_qubit_depth']:>8} {st['depth']:>6} {p:>10}  "
-                       f"{st.get('physical_qubits', '-')}")  # fmt: skip
-            seen.setdefault(module.ansatz, module.weights[c].detach().double())
+    for c in inventory:
+        st = circuit_stats(qdev.transpiled(c["ansatz"], c["weights"]), snapshot)
+        p = f"{st['success_probability']:.3f}" if "success_probability" in st else "-"
+        typer.echo(f"{c['name']:<34} {st['two_qubit_gates']:>8} {st['two_qubit_depth']:>8} {st['depth']:>6} {p:>10}  "
+                   f"{st.get('physical_qubits', '-')}")  # fmt: skip
+        seen.setdefault(c["ansatz"], c["weights"])
     basis = ["cx", "rz", "sx", "x"]
     for ansatz, weights in seen.items():
         circuit = bind_weights(ansatz, weights.numpy())

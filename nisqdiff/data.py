@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import DataError, UsageError
+
 DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
 
@@ -58,14 +60,10 @@ MIRRORS = {
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-class DataError(RuntimeError):
-    """Missing, truncated or corrupt dataset files; the message names the file or the places looked."""
-
-
 def check_dataset(name: str) -> str:
-    """Return ``name`` if it is a known dataset, else raise ``ValueError`` listing the valid names."""
+    """Return ``name`` if it is a known dataset, else raise :class:`~nisqdiff.errors.UsageError` listing the valid names."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
+        raise UsageError(f"unknown dataset '{name}'; valid names: {', '.join(DATASETS)}")
     return name
 
 
@@ -219,9 +217,9 @@ def load_images(
     """
     check_dataset(name)
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
+        raise UsageError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
     if subset is not None and subset <= 0:
-        raise ValueError(f"--subset must be positive, got {subset}")
+        raise UsageError(f"--subset must be positive, got {subset}")
     folder = locate(name, data_dir)
     img_stem, lbl_stem = _FILES[split]
     images = read_idx(_find_file(folder, img_stem), SHA256[name][img_stem])

@@ -4,13 +4,14 @@ InceptionV3 weights cannot be downloaded everywhere, so the default backbone is 
 per dataset shipped with the package (``nisqdiff/backbones/<dataset>.pt``, trained by
 ``scripts/train_backbone.py``, test accuracy in ``<dataset>.json``): its 128-d penultimate
 features feed FID and KID, its logits feed IS. ``inception`` uses a local TorchScript InceptionV3
-(NVlabs' ``inception-2015-12-05.pt``, as in StyleGAN2-ADA/clean-fid) given by path. Scores from
-different backbones are not comparable, so every result carries its backbone.
+(NVlabs' ``inception-2015-12-05.pt``, as in StyleGAN2-ADA/clean-fid) given by path, which resizes
+its input to 299 x 299 itself. Scores from different backbones are not comparable, so every result
+carries its backbone. :func:`score_image_sets` is the one metric set-up (``evaluate`` through
+:func:`compute_metrics`, and the noise study with intervals).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from importlib import resources
@@ -19,6 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import UsageError
+from .files import file_sha256
+from .images import to_uint8
 
 BACKBONES = ("classifier", "inception")
 INCEPTION_ENV = "NISQDIFF_INCEPTION"
@@ -70,18 +75,22 @@ class ClassifierFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """torchmetrics feature extractor around NVlabs' TorchScript InceptionV3: uint8 (N, 3, H, W) ->
-    2048-d pool features, or (``logits=True``) log-probabilities over its 1008 classes for IS."""
+    """torchmetrics feature extractor around NVlabs' TorchScript InceptionV3: uint8 (N, C, H, W) ->
+    2048-d pool features, or (``logits=True``) log-probabilities over its 1008 classes for IS. Grey
+    images are repeated to 3 channels (as the paper does) and resized bilinearly to ``image_size``."""
 
-    def __init__(self, detector: torch.jit.ScriptModule, logits: bool = False):
+    def __init__(self, detector: torch.jit.ScriptModule, logits: bool = False, image_size: int = 299):
         super().__init__()
-        self.detector, self.logits = detector, logits
+        self.detector, self.logits, self.image_size = detector, logits, image_size
         self.num_features = 1008 if logits else 2048
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)  # grey repeated to 3 channels, as the paper does
+        if images.shape[-1] != self.image_size:
+            size = (self.image_size, self.image_size)
+            images = F.interpolate(images.float(), size=size, mode="bilinear").round().clamp(0, 255).to(torch.uint8)
         if self.logits:
             return self.detector(images, no_output_bias=True).clamp_min(1e-12).log()
         return self.detector(images, return_features=True)
@@ -107,8 +116,8 @@ def load_backbone(name: str, dataset: str, inception_path: str | None = None):
     """(features module, logits module, description dict) for backbone ``name``.
 
     ``classifier``: the shipped per-dataset CNN. ``inception``: a TorchScript InceptionV3 read from
-    ``inception_path`` or ``$NISQDIFF_INCEPTION`` (never downloaded). Raises ``ValueError`` for an
-    unknown backbone, ``FileNotFoundError`` when weights are missing.
+    ``inception_path`` or ``$NISQDIFF_INCEPTION`` (never downloaded). Raises
+    :class:`~nisqdiff.errors.UsageError` for an unknown backbone or missing Inception weights.
     """
     if name == "classifier":
         net, record = load_classifier(dataset)
@@ -122,20 +131,18 @@ def load_backbone(name: str, dataset: str, inception_path: str | None = None):
     if name == "inception":
         path = inception_path or os.environ.get(INCEPTION_ENV)
         if not path or not Path(path).is_file():
-            raise FileNotFoundError(
+            raise UsageError(
                 f"inception backbone needs local TorchScript weights (inception-2015-12-05.pt): pass --inception-weights "
                 f"PATH or set {INCEPTION_ENV}; got {path!r}"
             )
-        detector = torch.jit.load(path, map_location="cpu").eval()
-        sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        try:
+            detector = torch.jit.load(path, map_location="cpu").eval()
+        except RuntimeError as exc:
+            raise UsageError(f"inception weights {path} are not a TorchScript file: {str(exc).splitlines()[0]}") from None
+        sha = file_sha256(path)
         desc = {"name": "inception", "weights": str(path), "sha256": sha, "features": 2048}
         return InceptionFeatures(detector), InceptionFeatures(detector, logits=True), desc
-    raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) in [-1, 1] -> uint8 (N, 1, H, W)."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    raise UsageError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
 
 
 def compute_metrics(
@@ -147,61 +154,16 @@ def compute_metrics(
     kid_subset_size: int = 100,
     kid_subsets: int = 100,
     is_splits: int = 10,
-    batch_size: int = 500,
     seed: int = 0,
-    image_size: int | None = None,
 ) -> dict:
-    """FID, KID (mean, std) and IS (mean, std) of ``fake`` against ``real``, both (N, 1, 28, 28) in [-1, 1].
-
-    Uses torchmetrics' FrechetInceptionDistance, KernelInceptionDistance (``kid_subset_size`` 100 as
-    the paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor.
-    ``image_size`` resizes before the backbone (299 is customary for inception). Returns a dict with
-    the scores, the sample counts and the backbone description.
-    """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.inception import InceptionScore
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    if len(fake) < 2 or len(real) < 2:
-        raise ValueError("need at least 2 fake and 2 real images for FID")
-    feats, logits, desc = load_backbone(backbone, dataset, inception_path)
-    torch.manual_seed(seed)
-    subset = min(kid_subset_size, len(fake), len(real))
-    fid = FrechetInceptionDistance(feature=feats, normalize=False)
-    kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False)
-    inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
-
-    def batches(images):
-        for i in range(0, len(images), batch_size):
-            x = to_uint8(images[i : i + batch_size])
-            if image_size:
-                x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear").round().to(torch.uint8)
-            yield x
-
-    for x in batches(real):
-        fid.update(x, real=True)
-        kid.update(x, real=True)
-    for x in batches(fake):
-        fid.update(x, real=False)
-        kid.update(x, real=False)
-        inc.update(x)
-    kid_mean, kid_std = kid.compute()
-    is_mean, is_std = inc.compute()
-    return {
-        "fid": float(fid.compute()),
-        "kid_mean": float(kid_mean),
-        "kid_std": float(kid_std),
-        "is_mean": float(is_mean),
-        "is_std": float(is_std),
-        "num_fake": len(fake),
-        "num_real": len(real),
-        "kid_subset_size": subset,
-        "is_splits": is_splits,
-        "backbone": desc,
-    }
+    """FID, KID (mean, std) and IS (mean, std) of ``fake`` against ``real``, both (N, 1, 28, 28) in
+    [-1, 1], without intervals: :func:`score_image_sets` for one set. Returns the scores, the sample
+    counts and the backbone description."""
+    return score_image_sets({"fake": fake}, real, backbone, dataset, inception_path, 0, None, kid_subset_size,
+                            kid_subsets, is_splits, seed)["fake"]  # fmt: skip
 
 
-def compare_metrics(
+def score_image_sets(
     fakes: dict[str, torch.Tensor],
     real: torch.Tensor,
     backbone: str = "classifier",
@@ -213,33 +175,42 @@ def compare_metrics(
     kid_subsets: int = 100,
     is_splits: int = 10,
     seed: int = 0,
+    batch_size: int = 500,
 ) -> dict[str, dict]:
-    """:func:`compute_metrics` for several image sets against one reference, with confidence intervals.
+    """FID, KID and IS of several image sets against one reference set, with confidence intervals.
 
-    ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}, the same N for every label. The reference features
-    are extracted once (torchmetrics' ``reset_real_features=False``). Per label: FID with a 95% basic
-    bootstrap interval (``bootstrap`` resamples of the generated images with replacement, 2 * FID minus
-    the resampled quantiles: resampling duplicates images, which biases FID upwards, and the basic
-    interval corrects for it; 0 disables), KID mean and std over its subsets, IS mean and std over its
-    splits, the backbone description, and, with ``reference`` (a label of ``fakes`` made from the same
-    seeds), the paired FID difference to it with its interval (the same resampled indices for both).
+    ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}, the same N for every label; ``real`` likewise. Uses
+    torchmetrics' FrechetInceptionDistance, KernelInceptionDistance (``kid_subset_size`` 100 as the
+    paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor; the
+    reference features are extracted once (``reset_real_features=False``). Per label: FID, KID mean and
+    std over its subsets, IS mean and std over its splits, counts and the backbone description; with
+    ``bootstrap`` > 0 a 95% basic bootstrap interval of FID (resamples of the generated images with
+    replacement, 2 * FID minus the resampled quantiles: resampling duplicates images, which biases FID
+    upwards, and the basic interval corrects for it); with ``reference`` (a label of ``fakes`` made
+    from the same seeds) the paired FID difference to it with its interval (the same resampled indices
+    for both). :class:`~nisqdiff.errors.UsageError` for fewer than 2 images or unequal set sizes.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.inception import InceptionScore
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    feats, logits, desc = load_backbone(backbone, dataset, inception_path)
     n = len(next(iter(fakes.values())))
     if any(len(x) != n for x in fakes.values()):
-        raise ValueError("compare_metrics needs the same number of images for every label")
+        raise UsageError("every image set of a comparison needs the same number of images")
+    if n < 2 or len(real) < 2:
+        raise UsageError(f"FID needs at least 2 generated and 2 reference images, got {n} and {len(real)}")
+    feats, logits, desc = load_backbone(backbone, dataset, inception_path)
     subset = min(kid_subset_size, n, len(real))
     fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False)
     kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False,
                                   reset_real_features=False)  # fmt: skip
-    for i in range(0, len(real), 1000):
-        x = to_uint8(real[i : i + 1000])
-        fid.update(x, real=True)
-        kid.update(x, real=True)
+
+    def update(metrics, images: torch.Tensor, **kw) -> None:
+        for i in range(0, len(images), batch_size):
+            for m in metrics:
+                m.update(images[i : i + batch_size], **kw)
+
+    update((fid, kid), to_uint8(real), real=True)
     gen = torch.Generator().manual_seed(seed)
     resamples = [torch.randint(n, (n,), generator=gen) for _ in range(bootstrap)]
 
@@ -250,19 +221,18 @@ def compare_metrics(
     out, boots = {}, {}
     for label, images in fakes.items():
         x = to_uint8(images)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # KID's subsets
         fid.reset(), kid.reset()
-        fid.update(x, real=False)
-        kid.update(x, real=False)
+        update((fid, kid), x, real=False)
         value = float(fid.compute())
         inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
-        inc.update(x)
+        update((inc,), x)
         kid_mean, kid_std = kid.compute()
         is_mean, is_std = inc.compute()
         boots[label] = []
         for idx in resamples:
             fid.reset()
-            fid.update(x[idx], real=False)
+            update((fid,), x[idx], real=False)
             boots[label].append(float(fid.compute()))
         row = {"fid": value, "kid_mean": float(kid_mean), "kid_std": float(kid_std), "is_mean": float(is_mean),
                "is_std": float(is_std), "num_fake": n, "num_real": len(real), "kid_subset_size": subset,

@@ -10,25 +10,26 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shlex
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from . import data
-from .checkpoints import FORMAT, atomic_save, atomic_write_text, load_checkpoint
-from .diffusion import GaussianDiffusion
+from .checkpoints import load_checkpoint, load_model, save_checkpoint
+from .diffusion import GaussianDiffusion, ScheduleConfig
+from .errors import TrainingError
+from .files import atomic_write_text
+from .images import save_grid
 from .models import UNet, get_arch
-from .sampling import sample_images, save_grid
+from .pipeline import DiffusionPipeline
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-
-
-class TrainingError(RuntimeError):
-    """A run that cannot start or continue (existing run, non-finite loss, bad transfer source)."""
 
 
 @dataclass
@@ -53,9 +54,10 @@ class TrainConfig:
     init_from: str | None = None
     freeze_classical: bool = False
     amp: bool = True  # bf16 autocast for convolutions/matmuls; fp32 weights, loss and circuits
-    device: str = "cpu"
+    torch_device: str = "cpu"
     grid_images: int = 16
     grid_ddim_steps: int = 25
+    schedule: dict = field(default_factory=lambda: ScheduleConfig().to_dict())  # the diffusion schedule
 
     def total_steps(self, n_images: int) -> int:
         """``max_steps`` if set, else ceil(epochs * N / batch) (9,375 for 20 epochs of 60k at 128)."""
@@ -111,16 +113,20 @@ def _run_exists(out: Path) -> bool:
 
 
 def transfer_from_classical(model: UNet, source: str, include_vertex: bool = False) -> list[str]:
-    """Copy the encoder and decoder of a trained ``classical`` checkpoint into ``model`` (its raw
-    training weights); the vertex keeps its fresh initialisation (SPEC.md "Transfer learning").
-    With ``include_vertex`` (the frozen variant of seed 002) the vertex's classical weights whose
-    names and shapes match are copied too. Returns the copied names; raises
-    :class:`~nisqdiff.checkpoints.CheckpointError` if ``source`` is not a classical checkpoint."""
-    ckpt = load_checkpoint(source, expect_arch="classical")
+    """Copy the encoder and decoder of a trained ``classical`` model into ``model``: the raw training
+    weights of a checkpoint, or the EMA weights of a pretrained folder (the only ones it holds); the
+    vertex keeps its fresh initialisation (SPEC.md "Transfer learning"). With ``include_vertex`` (the
+    frozen variant of seed 002) the vertex's classical weights whose names and shapes match are copied
+    too. Returns the copied names; raises :class:`~nisqdiff.errors.CheckpointError` if ``source`` is
+    not a classical model."""
+    if Path(source).is_dir():
+        weights = load_model(source, expect_arch="classical")[0].state_dict()
+    else:
+        weights = load_checkpoint(source, expect_arch="classical")["model"]
     target = model.state_dict()
     prefixes = model.encoder_decoder_prefixes() + (("mid_",) if include_vertex else ())
     copied = []
-    for name, value in ckpt["model"].items():
+    for name, value in weights.items():
         if name.startswith(prefixes) and name in target and target[name].shape == value.shape:
             target[name] = value.clone()
             copied.append(name)
@@ -149,22 +155,25 @@ def train(
     if resume:
         ckpt = load_checkpoint(out / CHECKPOINT)
         stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
+        command = ckpt.get("command")
         if cfg.arch != stored.arch:
             raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
         if cfg.epochs is not None:
             stored.epochs, stored.max_steps = cfg.epochs, None
         if cfg.max_steps is not None:
             stored.max_steps = cfg.max_steps
-        stored.device = cfg.device  # a run may continue on another device
+        stored.torch_device = cfg.torch_device  # a run may continue on another torch device
         cfg = stored
     elif _run_exists(out) and not overwrite:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    else:
+        command = shlex.join(["nisqdiff", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nisqdiff" else None
     if cfg.epochs is None:
         cfg.epochs = 20.0
     get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
     images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
-    images = images.to(cfg.device)
+    images = images.to(cfg.torch_device)
     n = images.shape[0]
     if n < cfg.batch_size:
         raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n} training images; lower --batch-size")
@@ -179,7 +188,7 @@ def train(
             raise TrainingError(f"--freeze-classical leaves nothing to train: '{cfg.arch}' has no circuits")
         for p in model.parameters():
             p.requires_grad_(id(p) in circuit_params)
-    model.to(cfg.device)
+    model.to(cfg.torch_device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
@@ -196,7 +205,7 @@ def train(
         (out / CHECKPOINT).unlink(missing_ok=True)  # only reached for a new run or with --overwrite
         atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
 
-    diffusion = GaussianDiffusion()
+    diffusion = GaussianDiffusion(ScheduleConfig.from_dict(cfg.schedule))
     total = cfg.total_steps(n)
     perm_cache: dict = {}
     t0 = time.time() - wall_offset
@@ -206,7 +215,7 @@ def train(
     last_tick = time.time()
     model.train()
     while step < total:
-        idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache).to(cfg.device)
+        idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache).to(cfg.torch_device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
             loss = diffusion.loss(model, images[idx], gen)
@@ -234,34 +243,19 @@ def train(
                 "wall_time": round(wall, 2),
                 "images_per_s": round(len(losses) * cfg.batch_size / max(wall - wall_offset, 1e-9), 1),
             }
-            _save(out, cfg, model, ema, opt, step, wall, record)
+            _save(out, cfg, model, ema, opt, step, wall, record, command)
             wall_offset, losses = wall, []
             model.train()
     bar.close()
     return record
 
 
-def _save(out: Path, cfg: TrainConfig, model, ema: EMA, opt, step: int, wall: float, record: dict) -> None:
-    atomic_save(
-        {
-            "format": FORMAT,
-            "arch": cfg.arch,
-            "arch_config": asdict(get_arch(cfg.arch)),
-            "config": asdict(cfg),
-            "model": model.state_dict(),
-            "ema": ema.model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "step": step,
-            "wall_time": wall,
-            "rng_state": torch.get_rng_state(),
-            "metrics": record,
-        },
-        out / CHECKPOINT,
-    )
+def _save(out: Path, cfg: TrainConfig, model, ema: EMA, opt, step: int, wall: float, record: dict, command) -> None:
+    """The checkpoint, then the EMA sample grid, then the metrics line of step ``step``."""
+    save_checkpoint(out / CHECKPOINT, asdict(cfg), model, ema.model, opt, step, wall, record, command)
     if cfg.grid_images:
-        grid = sample_images(
-            ema.model, cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0, device=cfg.device
-        )
+        pipe = DiffusionPipeline(ema.model, ScheduleConfig.from_dict(cfg.schedule))
+        grid = pipe(cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0, torch_device=cfg.torch_device)
         save_grid(grid, out / f"samples_step{step:06d}.png")
     with open(out / METRICS, "a") as fh:
         fh.write(json.dumps(record) + "\n")

@@ -44,7 +44,7 @@ def run(config: dict, circuit, values: np.ndarray, noise, shots: int, seed: int)
     t0 = time.perf_counter()
     result = sampler.run([(circuit, values)], shots=shots).result()[0]
     seconds = time.perf_counter() - t0
-    return seconds, z_from_bits(result.data.meas.array, 12)
+    return seconds, z_from_bits(result.data.meas, 12)
 
 
 def main() -> None:

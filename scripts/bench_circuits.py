@@ -16,7 +16,7 @@ import torch
 from bench_train import median_time  # scripts/ is on sys.path when a script in it runs
 
 from nisqdiff.circuits import ANSATZE, simulate
-from nisqdiff.circuits.mps import supports
+from nisqdiff.circuits.chain import supports
 from nisqdiff.circuits.reference import pennylane_qnode
 
 

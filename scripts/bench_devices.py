@@ -25,15 +25,15 @@ def measure(device, n: int, single_calls: int, repeats: int) -> tuple[float, flo
     """(batched circuits/s, one-call-per-circuit circuits/s, circuits/s of the simulator's own time
     in a batched call where the device reports it)."""
     torch.manual_seed(0)
-    w = torch.rand(84, dtype=torch.float64)
-    x = torch.rand(n, 12, dtype=torch.float64) * 3
-    device.run("hqconv", w, x[:1])  # transpile / warm up
-    batched = median_time(lambda: device.run("hqconv", w, x), repeats)
-    sim = device.run("hqconv", w, x).metadata.get("simulator_seconds")
+    w = torch.rand(1, 84, dtype=torch.float64)
+    x = torch.rand(1, n, 12, dtype=torch.float64) * 3
+    device.run("hqconv", x[:, :1], w)  # transpile / warm up
+    batched = median_time(lambda: device.run("hqconv", x, w), repeats)
+    sim = device.run("hqconv", x, w).metadata.get("simulator_seconds")
     times = []
     for i in range(single_calls):  # the median call: a conservative per-call cost (slow outliers left out)
         t0 = time.perf_counter()
-        device.run("hqconv", w, x[i % n : i % n + 1])
+        device.run("hqconv", x[:, i % n : i % n + 1], w)
         times.append(time.perf_counter() - t0)
     single = statistics.median(times)
     return n / batched, 1 / single, (n / sim if sim else None)

@@ -15,11 +15,10 @@ import argparse
 
 import torch
 
-from nisqdiff.checkpoints import load_checkpoint, model_from_checkpoint
+from nisqdiff.circuits import ExactSimulator
 from nisqdiff.data import load_images
-from nisqdiff.devices import DeviceExecutor, NoiselessDevice
-from nisqdiff.devices.simulated import DepolarizedDevice
-from nisqdiff.diffusion import GaussianDiffusion
+from nisqdiff.devices import make_device
+from nisqdiff.pipeline import DiffusionPipeline
 
 
 def predict(model, executor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -46,15 +45,15 @@ def main() -> None:
     ap.add_argument("--steps", default="50,250,500,750,950", help="diffusion steps t to probe")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt)
+    pipe = DiffusionPipeline.from_pretrained(args.checkpoint)
+    model = pipe.unet
     if not model.circuits():
-        raise SystemExit(f"{ckpt['arch']} has no circuits")
-    x0, _ = load_images(ckpt["config"]["dataset"], "test", args.data_dir, args.num)
-    diffusion = GaussianDiffusion()
-    noiseless, depolarized = DeviceExecutor(NoiselessDevice()), DeviceExecutor(DepolarizedDevice())
+        raise SystemExit(f"{pipe.arch} has no circuits")
+    x0, _ = load_images(pipe.info["dataset"], "test", args.data_dir, args.num)
+    diffusion = pipe.scheduler
+    noiseless, depolarized = ExactSimulator(), make_device("depolarized")
     gen = torch.Generator().manual_seed(args.seed)
-    print(f"{ckpt['arch']} ({args.checkpoint}, step {ckpt.get('step')}), {len(x0)} test images")
+    print(f"{pipe.arch} ({args.checkpoint}, step {pipe.info['step']}), {len(x0)} test images")
     print(f"{'t':>5} {'d eps / eps':>12} {'d layer / layer':>16} {'MSE noiseless':>14} {'MSE depolarized':>16}")
     for t_value in (int(s) for s in args.steps.split(",")):
         noise = torch.randn(x0.shape, generator=gen)

@@ -12,14 +12,12 @@ import time
 
 import torch
 
-from nisqdiff.checkpoints import load_checkpoint, model_from_checkpoint
 from nisqdiff.circuits import expval
 from nisqdiff.devices import EmulatorDevice
-from nisqdiff.models.hybrid import PatchCircuits
+from nisqdiff.pipeline import DiffusionPipeline
 
-m = model_from_checkpoint(load_checkpoint(sys.argv[1] if len(sys.argv) > 1 else "runs/mnist-1hqconv/checkpoint.pt"))
-mod = next(x for x in m.modules() if isinstance(x, PatchCircuits))
-w = mod.weights[0].detach().float()
+pipe = DiffusionPipeline.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else "runs/mnist-1hqconv/checkpoint.pt")
+w = pipe.unet.circuit_inventory()[0]["weights"].float()
 x = torch.rand(64, 12, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
 ideal = expval("hqconv", x, w)
 for scale in (1.0, 2.0):
@@ -30,9 +28,9 @@ for scale in (1.0, 2.0):
         ("+readout+zne", {"mitigate_readout": True, "zne": (1.0, 2.0)}),
     ]:
         t0 = time.time()
-        r = EmulatorDevice("fake_sherbrooke", noise_scale=scale, shots=None, trajectories=64, seed=0, **opts).run("hqconv", w, x)
-        err = (r.expval - ideal).abs()
+        r = EmulatorDevice("fake_sherbrooke", noise_scale=scale, shots=None, trajectories=64, seed=0, **opts).run("hqconv", x[None], w[None])
+        err = (r.evs[0] - ideal).abs()
         print(
-            f"| {scale:.0f} | {label} | {float(err.mean()):.4f} | {float(r.stderr.mean()):.4f} | {time.time() - t0:.0f} |",
+            f"| {scale:.0f} | {label} | {float(err.mean()):.4f} | {float(r.stds.mean()):.4f} | {time.time() - t0:.0f} |",
             flush=True,
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nisqdiff.checkpoints import atomic_save, atomic_write_text
+from nisqdiff.files import atomic_save, atomic_write_text
 from nisqdiff.data import load_images
 from nisqdiff.metrics import Classifier, backbone_dir
 

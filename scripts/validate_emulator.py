@@ -29,12 +29,10 @@ from nisqdiff.devices.emulator import aer_exact_expval, emulator_program
 def circuit_and_weights(checkpoint: str | None, seed: int) -> tuple[str, torch.Tensor]:
     if checkpoint is None:
         return "hqconv", torch.rand(84, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    from nisqdiff.checkpoints import load_checkpoint, model_from_checkpoint
-    from nisqdiff.models.hybrid import PatchCircuits
+    from nisqdiff.pipeline import DiffusionPipeline
 
-    model = model_from_checkpoint(load_checkpoint(checkpoint))
-    module = next(m for m in model.modules() if isinstance(m, PatchCircuits))
-    return module.ansatz, module.weights[0].detach().double()
+    first = DiffusionPipeline.from_pretrained(checkpoint).unet.circuit_inventory()[0]
+    return first["ansatz"], first["weights"]
 
 
 def main() -> None:

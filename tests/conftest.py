@@ -36,14 +36,20 @@ def _isolate(monkeypatch, tmp_path):
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def tiny_checkpoint(data_dir, tmp_path):
-    """Factory: a checkpoint of ``arch`` after one training step on 16 images (fast, real data)."""
+@pytest.fixture(scope="session")
+def tiny_checkpoint(data_dir, tmp_path_factory):
+    """Factory: the checkpoint of ``arch`` after one training step on 16 images (fast, real data),
+    trained once per test session and shared (tests must not change it)."""
     from nisqdiff.training import TrainConfig, train
 
+    made: dict = {}
+
     def make(arch: str):
-        out = tmp_path / f"tiny-{arch}"
-        train(TrainConfig(arch=arch, subset=16, batch_size=16, max_steps=1, grid_images=0), out, data_dir, show_progress=False)
-        return out / "checkpoint.pt"
+        if arch not in made:
+            out = tmp_path_factory.mktemp(f"tiny-{arch}")
+            train(TrainConfig(arch=arch, subset=16, batch_size=16, max_steps=1, grid_images=0), out, data_dir,
+                  show_progress=False)  # fmt: skip
+            made[arch] = out / "checkpoint.pt"
+        return made[arch]
 
     return make

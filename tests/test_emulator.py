@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from _helpers import run_one
 
 from nisqdiff.circuits import expval, get_spec
 from nisqdiff.circuits.trajectories import run_program
@@ -53,9 +54,9 @@ def test_noise_scale_zero_is_the_ideal_circuit():
 
     assert ops(circuit) == ops(aer)  # the emulator runs the circuit aer-noisy runs
     dev.noise_scale = 0.0
-    res = dev.run("hqconv", weights.float(), inputs.float())
+    res = run_one(dev, "hqconv", weights.float(), inputs.float())
     ideal = expval("hqconv", inputs.float(), weights.float())
-    assert torch.allclose(res.expval, ideal, atol=1e-4)
+    assert torch.allclose(res.evs, ideal, atol=1e-4)
 
 
 def test_shot_estimates_are_unbiased_with_honest_standard_errors():
@@ -74,8 +75,8 @@ def test_device_calls_are_reproducible_and_independent():
     spec = get_spec("basic")
     weights, inputs = torch.rand(spec.n_weights), torch.rand(3, spec.n_qubits)
     a = make_device("emulator", shots=64, trajectories=8, seed=5)
-    first, second = a.run("basic", weights, inputs).expval, a.run("basic", weights, inputs).expval
-    again = make_device("emulator", shots=64, trajectories=8, seed=5).run("basic", weights, inputs).expval
+    first, second = run_one(a, "basic", weights, inputs).evs, run_one(a, "basic", weights, inputs).evs
+    again = run_one(make_device("emulator", shots=64, trajectories=8, seed=5), "basic", weights, inputs).evs
     assert torch.equal(first, again) and not torch.equal(first, second)
 
 
@@ -90,8 +91,8 @@ def test_zne_and_readout_mitigation_move_towards_the_ideal_value():
     errors = {}
     for label, opts in {"raw": {}, "readout": {"mitigate_readout": True}, "zne": {"zne": (1.0, 2.0)}}.items():
         dev = EmulatorDevice("fake_sherbrooke", noise_scale=2.0, shots=None, trajectories=128, seed=1, **opts)
-        res = dev.run("basic", weights, inputs)
-        errors[label] = float((res.expval - ideal).abs().mean())
+        res = run_one(dev, "basic", weights, inputs)
+        errors[label] = float((res.evs - ideal).abs().mean())
         assert res.metadata["device"] == "emulator"
     assert errors["readout"] < errors["raw"] and errors["zne"] < errors["raw"], errors
 

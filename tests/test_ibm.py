@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _helpers import run_one
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError, RuntimeJobTimeoutError
 from typer.testing import CliRunner
 
@@ -27,16 +28,13 @@ def _images(out):
 
 
 @pytest.fixture(scope="module")
-def ibm_run(tmp_path_factory, data_dir):
+def ibm_run(tmp_path_factory, tiny_checkpoint):
     """One uninterrupted 2-image, 2-step run of a tiny 1hqconv model: (checkpoint, run folder)."""
-    from nisqdiff.training import TrainConfig, train
-
-    base = tmp_path_factory.mktemp("ibm")
-    train(TrainConfig(arch="1hqconv", subset=16, batch_size=16, max_steps=1, grid_images=0), base / "ckpt", data_dir,
-          show_progress=False)  # fmt: skip
-    res = _sample(base / "ckpt" / "checkpoint.pt", base / "run")
+    ckpt = tiny_checkpoint("1hqconv")
+    out = tmp_path_factory.mktemp("ibm") / "run"
+    res = _sample(ckpt, out)
     assert res.exit_code == 0, res.output
-    return base / "ckpt" / "checkpoint.pt", base / "run"
+    return ckpt, out
 
 
 def test_ibm_local_run_end_to_end(ibm_run):
@@ -84,7 +82,7 @@ def test_submitted_job_is_collected_by_id_not_resubmitted(tmp_path):
     device = make_device("ibm", backend=BACKEND, shots=32)
     device.manifest = RunManifest.create(tmp_path, {"test": True}, device.settings())
     w, x = torch.rand(84, dtype=torch.float64), torch.rand(2, 12, dtype=torch.float64)
-    first = device.run("hqconv", w, x)
+    first = run_one(device, "hqconv", w, x)
     entry = device.manifest.job(0)
     circuit = device.transpiled("hqconv", w)
     paid_for = device._submit([(circuit, x.numpy()[:, input_columns(circuit)])], 0).result()  # job 0 again, same seed
@@ -98,9 +96,9 @@ def test_submitted_job_is_collected_by_id_not_resubmitted(tmp_path):
 
     again = make_device("ibm", backend=BACKEND, shots=32)
     again.manifest, again.local, again.service = RunManifest.load(tmp_path), False, Service()
-    second = again.run("hqconv", w, x)
+    second = run_one(again, "hqconv", w, x)
     assert again.jobs_submitted == 0 and again.manifest.job(0)["status"] == "done"
-    assert torch.equal(second.expval, first.expval)
+    assert torch.equal(second.evs, first.evs)
 
 
 def test_failed_and_timed_out_jobs(ibm_run, tmp_path, monkeypatch):
@@ -147,7 +145,7 @@ def test_ibm_errors(ibm_run, tmp_path):
         res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--device", "ibm", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code != 0 and message in res.output, (args, res.output)
     res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--dry-run"])
-    assert res.exit_code != 0 and "apply to device kind ibm" in res.output
+    assert res.exit_code != 0 and "applies to device kind ibm" in res.output
     res = runner.invoke(app, ["sample", "--resume", str(tmp_path / "nothing")])
     assert res.exit_code != 0 and "no run manifest" in res.output
     assert (full / "manifest.json").read_text() == before  # nothing already written was touched

@@ -40,13 +40,24 @@ def test_forward_shapes_and_gradients_reach_circuits():
 
 
 def test_executor_is_the_only_path_to_circuits():
-    model = UNet("1hqconv")
-    calls = []
+    from nisqdiff.circuits import CircuitExecutor, ExactSimulator, ExpvalResult
 
-    def recording(ansatz, inputs, weights):
-        calls.append((ansatz, tuple(inputs.shape), tuple(weights.shape)))
-        return torch.zeros_like(inputs)
+    class Recording(ExactSimulator):
+        def __init__(self):
+            self.calls = []
 
-    model.set_executor(recording)
-    model(torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3]))
-    assert calls == [("hqconv", (1, 3, 12), (1, 84))] * 4
+        def run(self, ansatz, inputs, weights):
+            self.calls.append((ansatz, tuple(inputs.shape), tuple(weights.shape)))
+            return ExpvalResult(torch.zeros_like(inputs), torch.zeros_like(inputs))
+
+    for arch, images in (("1hqconv", 3), ("quanv", 2)):
+        model, recording = UNet(arch), Recording()
+        assert isinstance(recording, CircuitExecutor)
+        model.set_executor(recording)
+        model(torch.randn(images, 1, 28, 28), torch.arange(images))
+        inventory = model.circuit_inventory()
+        # one executor call per stage of the inventory, with inputs_per_image patches of every image
+        stages = {c["stage"]: c for c in inventory}
+        assert [(c["ansatz"], (1, images * c["inputs_per_image"], 12), (1, 84)) for c in stages.values()] == recording.calls
+    assert [c["inputs_per_image"] for c in UNet("quanv").circuit_inventory()] == [49] * 4 + [1] * 4
+    assert len(UNet("fullhqconv").circuit_inventory()) == 56 and len(UNet("classical").circuit_inventory()) == 0

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _helpers import run_one
 from typer.testing import CliRunner
 
 from nisqdiff.calibration import CalibrationError, coupling_map, list_calibrations, load_calibration, noise_model, target
@@ -39,9 +40,9 @@ def _deviation(calibration, scale, shots=4000):
     torch.manual_seed(0)
     x, w = torch.rand(3, 4, dtype=torch.float64) * 3, torch.rand(16, dtype=torch.float64) * 6
     exact = expval("basic", x, w)
-    res = make_device("aer-noisy", shots=shots, seed=1, calibration=calibration, noise_scale=scale).run("basic", w, x)
+    res = run_one(make_device("aer-noisy", shots=shots, seed=1, calibration=calibration, noise_scale=scale), "basic", w, x)
     true_se = ((1 - exact.square()).clamp_min(1e-6) / shots).sqrt()
-    return (res.expval - exact).abs(), true_se, res
+    return (res.evs - exact).abs(), true_se, res
 
 
 def test_noise_scale_zero_is_the_ideal_device():
@@ -87,9 +88,10 @@ def test_bad_noisy_input():
     assert res.exit_code == 0 and "fake_sherbrooke" in res.output and "2025-02-26" in res.output
 
 
-def test_devices_inspect_reports_every_circuit(tiny_checkpoint):
-    ckpt = tiny_checkpoint("1fqconv")
-    res = CliRunner().invoke(app, ["devices", "inspect", "--checkpoint", str(ckpt), "--calibration", "fake_torino"])
+def test_devices_inspect_reports_every_circuit(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "pretrained"  # a pretrained folder, as every command that takes --checkpoint accepts
+    assert CliRunner().invoke(app, ["export", "--checkpoint", str(tiny_checkpoint("1fqconv")), "--out", str(folder)]).exit_code == 0
+    res = CliRunner().invoke(app, ["devices", "inspect", "--checkpoint", str(folder), "--calibration", "fake_torino"])
     assert res.exit_code == 0, res.output
     rows = [line for line in res.output.splitlines() if line.startswith("mid_block")]
     assert len(rows) == 4 and all(0 < float(r.split()[4]) < 1 for r in rows)  # success probability
@@ -119,14 +121,14 @@ def test_readout_mitigation_inverts_the_assignment_matrices():
     exact = expval("basic", x, w)
     raw_dev = make_device("aer-noisy", shots=8000, seed=1, calibration="fake_sherbrooke")
     mit_dev = make_device("aer-noisy", shots=8000, seed=1, calibration="fake_sherbrooke", mitigate_readout=True)
-    raw, mit = raw_dev.run("basic", w, x), mit_dev.run("basic", w, x)  # same seed: the same counts
+    raw, mit = run_one(raw_dev, "basic", w, x), run_one(mit_dev, "basic", w, x)  # same seed: the same counts
     snap = load_calibration("fake_sherbrooke")
     physical = raw_dev.transpiled("basic", w).layout.final_index_layout()
     e10 = torch.tensor([snap["qubits"][p]["prob_meas1_prep0"] for p in physical], dtype=torch.float64)
     e01 = torch.tensor([snap["qubits"][p]["prob_meas0_prep1"] for p in physical], dtype=torch.float64)
-    expected = 1 - 2 * ((1 - raw.expval) / 2 - e10) / (1 - e10 - e01)
-    assert torch.allclose(mit.expval, expected.clamp(-1, 1))
-    assert (mit.expval - exact).abs().mean() < (raw.expval - exact).abs().mean()
+    expected = 1 - 2 * ((1 - raw.evs) / 2 - e10) / (1 - e10 - e01)
+    assert torch.allclose(mit.evs, expected.clamp(-1, 1))
+    assert (mit.evs - exact).abs().mean() < (raw.evs - exact).abs().mean()
     assert mit.metadata["mitigate_readout"] is True
     with pytest.raises(ValueError, match="--mitigate-readout does not apply to device 'shots'"):
         make_device("shots", shots=10, mitigate_readout=True)
@@ -136,16 +138,16 @@ def test_density_matrix_and_trajectories_agree_and_auto_picks_by_shots():
     torch.manual_seed(1)
     x, w = torch.rand(4, 4, dtype=torch.float64) * 3, torch.rand(16, dtype=torch.float64) * 6
     runs = {
-        m: make_device("aer-noisy", shots=4000, seed=2, calibration="fake_torino", noise_scale=2.0, method=m).run("basic", w, x)
+        m: run_one(make_device("aer-noisy", shots=4000, seed=2, calibration="fake_torino", noise_scale=2.0, method=m), "basic", w, x)
         for m in ("statevector", "density_matrix")
     }
     a, b = runs["statevector"], runs["density_matrix"]
-    assert torch.all((a.expval - b.expval).abs() <= 4 * (a.stderr.square() + b.stderr.square()).sqrt())
+    assert torch.all((a.evs - b.evs).abs() <= 4 * (a.stds.square() + b.stds.square()).sqrt())
     device = make_device("aer-noisy", shots=256, seed=5, calibration="fake_torino", method="statevector")
-    first, second = device.run("basic", w, x), device.run("basic", w, x)
-    assert not torch.equal(first.expval, second.expval)  # every call draws fresh noise trajectories...
+    first, second = run_one(device, "basic", w, x), run_one(device, "basic", w, x)
+    assert not torch.equal(first.evs, second.evs)  # every call draws fresh noise trajectories...
     again = make_device("aer-noisy", shots=256, seed=5, calibration="fake_torino", method="statevector")
-    assert torch.equal(again.run("basic", w, x).expval, first.expval)  # ...reproducibly
+    assert torch.equal(run_one(again, "basic", w, x).evs, first.evs)  # ...reproducibly
     assert make_device("aer-noisy", shots=1024).method == "density_matrix"
     assert make_device("aer-noisy", shots=128).method == "statevector"
     with pytest.raises(ValueError, match="valid: auto, statevector, density_matrix"):

@@ -6,6 +6,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from _helpers import run_one
 from qiskit.quantum_info import Statevector
 from typer.testing import CliRunner
 
@@ -45,13 +46,13 @@ def test_aer_device_agrees_with_noiseless_within_4_standard_errors(sampler):
     torch.manual_seed(2)
     x, w = torch.rand(4, 12, dtype=torch.float64) * 3, torch.rand(84, dtype=torch.float64)
     device = AerDevice(shots=8000, seed=5, sampler=sampler)
-    res = device.run("hqconv", w, x)
+    res = run_one(device, "hqconv", w, x)
     exact = expval("hqconv", x, w)
-    assert torch.all((res.expval - exact).abs() <= 4 * res.stderr + 1e-12)
-    assert res.metadata["backend"] == "aer_simulator" and res.metadata["two_qubit_gates"] >= 84
+    assert torch.all((res.evs - exact).abs() <= 4 * res.stds + 1e-12)
+    assert res.metadata["backend"] == "aer_simulator" and res.circuit_metadata[0]["two_qubit_gates"] >= 84
     assert res.metadata["sampler"] == sampler
     first = device.transpiled("hqconv", w)
-    device.run("hqconv", w, x[:2])
+    run_one(device, "hqconv", w, x[:2])
     assert device.transpiled("hqconv", w) is first  # transpiled once per set of weights, not per call
 
 
@@ -61,9 +62,9 @@ def test_pennylane_qiskit_aer_qnode_agrees_with_our_batched_aer_path():
     shots = 6000
     qnode = pennylane_qnode("fqconv", qml.device("qiskit.aer", wires=12, seed=11), shots=shots)
     theirs = qnode(x, w)
-    ours = AerDevice(shots=shots, seed=9).run("fqconv", w, x)
-    combined = (2 * ours.stderr.square()).sqrt()  # two independent estimates of the same <Z>
-    assert torch.all((theirs - ours.expval).abs() <= 4 * combined + 1e-12)
+    ours = run_one(AerDevice(shots=shots, seed=9), "fqconv", w, x)
+    combined = (2 * ours.stds.square()).sqrt()  # two independent estimates of the same <Z>
+    assert torch.all((theirs - ours.evs).abs() <= 4 * combined + 1e-12)
 
 
 def test_sample_on_aer_from_cli(tmp_path, tiny_checkpoint):

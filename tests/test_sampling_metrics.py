@@ -2,31 +2,45 @@ import pytest
 import torch
 
 from nisqdiff.data import load_images
-from nisqdiff.metrics import compute_metrics, load_backbone
+from nisqdiff.diffusion import ScheduleConfig
+from nisqdiff.errors import UsageError
+from nisqdiff.images import save_grid
+from nisqdiff.metrics import compute_metrics, load_backbone, score_image_sets
 from nisqdiff.models import UNet
-from nisqdiff.sampling import sample_images, save_grid
+from nisqdiff.pipeline import DiffusionPipeline
 
 
 def test_sampling_shapes_range_and_seed():
-    model = UNet("1fqconv")
-    a = sample_images(model, 5, "ddim", steps=3, batch_size=3, seed=1)
-    b = sample_images(model, 5, "ddim", steps=3, batch_size=3, seed=1)
-    c = sample_images(model, 5, "ddim", steps=3, batch_size=3, seed=2)
+    pipe = DiffusionPipeline(UNet("1fqconv"))
+    a = pipe(5, "ddim", steps=3, batch_size=3, seed=1)
+    b = pipe(5, "ddim", steps=3, batch_size=3, seed=1)
+    c = pipe(5, "ddim", steps=3, batch_size=3, seed=2)
     assert a.shape == (5, 1, 28, 28) and a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
-    with pytest.raises(ValueError, match="valid: ddpm, ddim"):
-        sample_images(model, 1, "euler")
+    assert torch.equal(pipe(5, "ddim", steps=3, batch_size=3, seed=1, batches=[1]), a[3:])  # batch b alone
+    with pytest.raises(UsageError, match="valid: ddpm, ddim"):
+        pipe(1, "euler")
+    with pytest.raises(UsageError, match="must be positive"):
+        pipe(0)
 
 
-class Zero(torch.nn.Module):
+class ZeroUNet(torch.nn.Module):
+    arch = "zero"
+
     def forward(self, x, t):
         return torch.zeros_like(x)
 
+    def set_executor(self, executor):
+        pass
 
-def test_ddpm_runs_all_steps():
+
+def test_ddpm_runs_every_step_of_the_saved_schedule():
     steps = []
-    out = sample_images(Zero(), 2, "ddpm", progress=lambda: steps.append(1))
+    out = DiffusionPipeline(ZeroUNet())(2, "ddpm", progress=lambda: steps.append(1))
     assert out.shape == (2, 1, 28, 28) and len(steps) == 1000
+    steps.clear()
+    DiffusionPipeline(ZeroUNet(), ScheduleConfig(timesteps=50))(1, "ddpm", progress=lambda: steps.append(1))
+    assert len(steps) == 50  # T comes from the schedule, not a constant
 
 
 def test_grid_png(tmp_path):
@@ -47,17 +61,33 @@ def test_metrics_separate_real_from_noise(data_dir):
     assert good["kid_subset_size"] == 100 and good["is_splits"] == 10 and good["num_fake"] == 400
 
 
+def test_paired_fid_intervals_rank_a_worse_set_and_cover_zero_between_equals(data_dir):
+    real, _ = load_images("mnist", "train", data_dir, subset=1000)
+    test, _ = load_images("mnist", "test", data_dir, subset=400)
+    a, b = test[:200], test[200:]
+    blurred = (a + 0.6 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    scores = score_image_sets({"a": a, "b": b, "noisy a": blurred}, real, bootstrap=30, reference="a", kid_subsets=10)
+    worse, equal, same = scores["noisy a"], scores["b"], scores["a"]
+    assert worse["fid_delta_ci_low"] > 0  # a known-worse set is ranked worse, beyond its interval
+    assert equal["fid_delta_ci_low"] < 0 < equal["fid_delta_ci_high"]  # two samples of one distribution: 0 covered
+    assert same["fid_delta"] == same["fid_delta_ci_low"] == same["fid_delta_ci_high"] == 0
+    assert worse["fid_ci_low"] < worse["fid"] < worse["fid_ci_high"]
+    with pytest.raises(UsageError, match="same number"):
+        score_image_sets({"a": a, "b": b[:10]}, real)
+
+
 def test_inception_backbone_from_local_torchscript(tmp_path, data_dir):
     class FakeDetector(torch.nn.Module):
         """Same call signature as NVlabs' inception-2015-12-05.pt (random weights, no download)."""
 
         def __init__(self):
             super().__init__()
-            self.conv = torch.nn.Conv2d(3, 2048, 7, stride=7)
+            self.features = torch.nn.Linear(3 * 16, 2048)
             self.fc = torch.nn.Linear(2048, 1008)
 
         def forward(self, x: torch.Tensor, return_features: bool = False, no_output_bias: bool = False):
-            f = self.conv(x.float() / 255).mean((2, 3))
+            assert x.shape[-2:] == (299, 299)  # the backbone resizes for Inception itself
+            f = self.features(torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 4).flatten(1))
             return f if return_features else torch.softmax(self.fc(f), dim=1)
 
     path = tmp_path / "inception.pt"
@@ -65,9 +95,16 @@ def test_inception_backbone_from_local_torchscript(tmp_path, data_dir):
     feats, logits, desc = load_backbone("inception", "mnist", str(path))
     assert desc["name"] == "inception" and desc["weights"] == str(path) and len(desc["sha256"]) == 64
     real, _ = load_images("mnist", "train", data_dir, subset=60)
-    res = compute_metrics(real[:30], real[30:], "inception", inception_path=str(path), kid_subsets=5)
-    assert res["fid"] >= 0 and res["backbone"]["name"] == "inception" and res["is_mean"] >= 1
-    with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt"):
+    noise = torch.rand(30, 1, 28, 28) * 2 - 1
+    scores = score_image_sets({"real": real[:30], "noise": noise}, real[30:], "inception", inception_path=str(path),
+                              kid_subsets=5, bootstrap=0)  # fmt: skip
+    assert scores["real"]["backbone"]["name"] == "inception" and scores["real"]["num_fake"] == 30
+    assert scores["real"]["fid"] < scores["noise"]["fid"]  # even random Inception-shaped features rank real digits closer
+    not_torchscript = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(1)}, not_torchscript)
+    with pytest.raises(UsageError, match="not a TorchScript file"):
+        load_backbone("inception", "mnist", str(not_torchscript))
+    with pytest.raises(UsageError, match="inception-2015-12-05.pt"):
         load_backbone("inception", "mnist", str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="valid: classifier, inception"):
         load_backbone("vgg", "mnist")

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nisqdiff.checkpoints import load_checkpoint
+from nisqdiff.errors import CheckpointError
 from nisqdiff.diffusion import GaussianDiffusion
 from nisqdiff.models import UNet
 from nisqdiff.training import EMA, TrainConfig, TrainingError, train, transfer_from_classical
@@ -74,7 +75,7 @@ def test_transfer_copies_exactly_encoder_and_decoder(data_dir, tmp_path):
 
 def test_transfer_from_hybrid_checkpoint_names_both(data_dir, tmp_path):
     train(_cfg(max_steps=1), tmp_path / "fq", data_dir, show_progress=False)
-    with pytest.raises(Exception, match="'1fqconv', expected 'classical'"):
+    with pytest.raises(CheckpointError, match="'1fqconv', expected 'classical'"):
         transfer_from_classical(UNet("1hqconv"), tmp_path / "fq" / "checkpoint.pt")
 
 

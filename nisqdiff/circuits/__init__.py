@@ -1,7 +1,8 @@
 """Variational circuits of the hybrid U-Nets: definitions, fast simulation and executors.
 
-:func:`expval` is the public entry point; :class:`CircuitExecutor` is the narrow interface the
-models call (inputs and weights in, <Z> out), so that other devices can stand behind it.
+:func:`expval` is the public entry point; :mod:`.executor` holds the contract the models call
+(:class:`CircuitExecutor`: inputs and weights in, <Z> with standard errors out) and the exact
+simulator behind it, so that other devices can stand behind a model.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import torch
 
 from .ansatz import ANSATZE, AnsatzSpec, Gate, gates, get_spec
-from .mps import chain_probabilities, simulate_chain, supports
+from .chain import chain_probabilities, simulate_chain, supports
 from .simulator import simulate_statevector, statevector_probabilities
+from .executor import CircuitExecutor, ExactSimulator, ExecutionLog, ExpvalResult
 
 METHODS = ("auto", "statevector", "chain")
 
@@ -68,22 +70,14 @@ def expval(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Te
     return simulate(ansatz, inputs.unsqueeze(0), weights.unsqueeze(0)).squeeze(0)
 
 
-class CircuitExecutor:
-    """Runs C circuits of one ansatz on a batch: ``(inputs (C, B, n_qubits), weights (C, n_weights))
-    -> <Z> (C, B, n_qubits)``. The default is the exact, differentiable statevector simulator; a noisy
-    simulator or a quantum computer implements the same call."""
-
-    name = "noiseless"
-
-    def __call__(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return simulate(ansatz, inputs, weights)
-
-
 __all__ = [
     "ANSATZE",
     "METHODS",
     "AnsatzSpec",
     "CircuitExecutor",
+    "ExactSimulator",
+    "ExecutionLog",
+    "ExpvalResult",
     "Gate",
     "expval",
     "gates",

@@ -4,7 +4,7 @@
 encoding angles, "theta" for the weights); :func:`bind_weights` fixes trained weights and leaves the
 inputs free, so a circuit is transpiled once and then run with an (N, n_qubits) array of inputs.
 Qiskit's RX/CRX/CRZ/CX conventions equal PennyLane's; only bitstring order differs (Qiskit prints
-qubit 0 rightmost), which :func:`z_from_bits` handles.
+qubit 0 rightmost), which Qiskit's ``BitArray`` handles in :func:`z_from_bits`.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def input_columns(circuit: QuantumCircuit) -> list[int]:
     return [p.index for p in circuit.parameters]
 
 
-def z_from_bits(packed: np.ndarray, n_qubits: int) -> np.ndarray:
-    """<Z_q> (N, n_qubits) from a ``BitArray.array`` of shape (N, shots, bytes) (big-endian bytes,
-    classical bit 0 least significant)."""
-    bits = np.unpackbits(packed, axis=-1, bitorder="big")[..., ::-1][..., :n_qubits]  # (N, shots, n): bit q
-    return 1.0 - 2.0 * bits.mean(axis=1)
+def z_from_bits(bits, n_qubits: int) -> np.ndarray:
+    """<Z_q> (N, n_qubits) from a ``BitArray`` of shape (N,) with ``shots`` shots (classical bit q is
+    qubit q): 1 - 2 x the fraction of shots in which bit q is 1, from ``BitArray.to_bool_array``."""
+    ones = bits.to_bool_array(order="little")[..., :n_qubits]  # (N, shots, n): bit q at index q
+    return 1.0 - 2.0 * ones.mean(axis=-2)

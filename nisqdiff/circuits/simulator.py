@@ -131,11 +131,11 @@ def encode(inputs: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _z_signs(k: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+def _z_signs(k: int, torch_device: str, dtype: torch.dtype) -> torch.Tensor:
     """(2^k, k) matrix of Z eigenvalues, bit j most significant first."""
     idx = torch.arange(2**k)
     bits = (idx[:, None] >> torch.arange(k - 1, -1, -1)[None, :]) & 1
-    return (1 - 2 * bits).to(device=device, dtype=dtype)
+    return (1 - 2 * bits).to(device=torch_device, dtype=dtype)
 
 
 def _evolve(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> list[tuple[list[int], torch.Tensor]]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import DeviceError
 from .simulator import _z_signs
 
 
@@ -66,23 +67,22 @@ class Program:
     list of channels, and the measured local qubit and readout probabilities of every classical bit."""
 
     num_qubits: int
-    physical: list[int]
     prelude: list[list]
     main: list[Channel]
     measured: list[int]
     readout: torch.Tensor  # (n_clbits, 2): P(1|0), P(0|1)
     stats: dict = field(default_factory=dict)
 
-    def to(self, device: str | torch.device) -> Program:
-        """The program with its operators on ``device`` (itself when they are there already)."""
-        if self.main and self.main[0].kraus.device == torch.device(device):
+    def to(self, torch_device: str | torch.device) -> Program:
+        """The program with its operators on ``torch_device`` (itself when they are there already)."""
+        if self.main and self.main[0].kraus.device == torch.device(torch_device):
             return self
 
         def move(ch: Channel | None) -> Channel | None:
-            return ch and Channel(ch.qubits, ch.kraus.to(device), ch.probe.to(device), move(ch.swapped))
+            return ch and Channel(ch.qubits, ch.kraus.to(torch_device), ch.probe.to(torch_device), move(ch.swapped))
 
         prelude = [[op if isinstance(op, InputRZ) else move(op) for op in ops] for ops in self.prelude]
-        return Program(self.num_qubits, self.physical, prelude, [move(c) for c in self.main], self.measured,
+        return Program(self.num_qubits, prelude, [move(c) for c in self.main], self.measured,
                        self.readout, self.stats)  # fmt: skip
 
 
@@ -107,7 +107,7 @@ def _affine(expr) -> tuple[int, float, float]:
     at = [float(expr.bind({param: v}).numeric()) for v in (0.0, 1.0, 2.0)]
     a, b = at[1] - at[0], at[0]
     if abs(at[2] - (2 * a + b)) > 1e-9:
-        raise ValueError(f"gate angle {expr} is not affine in its input; the emulator cannot compile it")
+        raise DeviceError(f"gate angle {expr} is not affine in its input; the emulator cannot compile it")
     return param.index, a, b
 
 
@@ -117,7 +117,7 @@ def compile_program(circuit, errors: dict, readout: dict) -> Program:
     ``errors``: {(gate name, physical qubits): Aer ``QuantumError``} applied after that gate (the
     entries of ``basic_device_gate_errors``); ``readout``: {physical qubit: (P(1|0), P(0|1))}. Input
     parameters must be ``x[i]`` of :func:`~nisqdiff.circuits.qiskit_build.qiskit_circuit`. Raises
-    ``ValueError`` for instructions the emulator does not model (resets, mid-circuit measurements).
+    ``DeviceError`` for instructions the emulator does not model (resets, mid-circuit measurements).
     """
     from qiskit.circuit import ParameterExpression
     from qiskit.quantum_info import Operator, SuperOp
@@ -154,16 +154,16 @@ def compile_program(circuit, errors: dict, readout: dict) -> Program:
             measured[clbit] = qs[0]
             continue
         if set(qs) & set(measured.values()):
-            raise ValueError(f"'{op.name}' after a measurement: the emulator models final measurements only")
+            raise DeviceError(f"'{op.name}' after a measurement: the emulator models final measurements only")
         if op.name not in ("rz", "sx", "x", "ecr", "cz", "cx", "id") or len(qs) > 2:
-            raise ValueError(f"the emulator cannot model instruction '{op.name}' on {len(qs)} qubits")
+            raise DeviceError(f"the emulator cannot model instruction '{op.name}' on {len(qs)} qubits")
         error = errors.get((op.name, phys))
         if error is not None and (op.name, phys) not in superops:  # QuantumError -> SuperOp is slow: once each
             superops[(op.name, phys)] = SuperOp(error)
         error = superops.get((op.name, phys))
         if op.params and isinstance(op.params[0], ParameterExpression) and op.params[0].parameters:
             if qs[0] in entangled:
-                raise ValueError("an input-dependent gate after a two-qubit gate; the emulator encodes inputs first")
+                raise DeviceError("an input-dependent gate after a two-qubit gate; the emulator encodes inputs first")
             flush(qs[0])
             prelude[qs[0]].append(InputRZ(qs[0], *_affine(op.params[0])))
             if error is not None:
@@ -204,7 +204,7 @@ def compile_program(circuit, errors: dict, readout: dict) -> Program:
     probs = torch.tensor([readout.get(active[measured[c]], (0.0, 0.0)) for c in order], dtype=torch.float64)
     stats = {"active_qubits": len(active), "one_qubit_gates": one_q, "two_qubit_gates": two_q,
              "channels": len(channels)}  # fmt: skip
-    return Program(len(active), active, prelude_ops, channels, [measured[c] for c in order], probs.reshape(-1, 2), stats)
+    return Program(len(active), prelude_ops, channels, [measured[c] for c in order], probs.reshape(-1, 2), stats)
 
 
 def _pick(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

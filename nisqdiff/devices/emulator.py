@@ -1,4 +1,4 @@
-"""``emulator``: the fast noisy device, batched quantum trajectories in torch (issue 4).
+"""``emulator``: the fast noisy device, batched quantum trajectories in torch.
 
 It computes what ``aer-noisy`` computes for the same calibration: the circuit is transpiled exactly as
 ``aer-noisy`` transpiles it (same Target, optimization level and seed), every gate gets the same Aer
@@ -23,16 +23,18 @@ import time
 
 import torch
 
+from ..circuits import ExpvalResult
 from ..circuits.trajectories import Program, compile_program, run_program
-from .base import DeviceResult, SamplerDevice, call_seed, check_shots, mitigate_readout
+from ..errors import UsageError
+from .base import SamplerDevice, call_seed, check_shots, mitigate_readout
 
 
 def richardson_weights(factors: tuple[float, ...]) -> list[float]:
     """Weights c_i with sum_i c_i f(x_i) the polynomial extrapolation of f to 0 through the points
-    (x_i = ``factors``): c_i = prod_{j != i} x_j / (x_j - x_i). ``ValueError`` for fewer than two or
-    repeated factors."""
+    (x_i = ``factors``): c_i = prod_{j != i} x_j / (x_j - x_i). :class:`~nisqdiff.errors.UsageError`
+    for fewer than two or repeated factors."""
     if len(factors) < 2 or len(set(factors)) != len(factors):
-        raise ValueError(f"ZNE needs at least two distinct noise factors, got {factors}")
+        raise UsageError(f"ZNE needs at least two distinct noise factors, got {factors}")
     out = []
     for i, xi in enumerate(factors):
         c = 1.0
@@ -63,14 +65,14 @@ class EmulatorDevice(SamplerDevice):
         from ..calibration import load_calibration, target
 
         if noise_scale < 0:
-            raise ValueError(f"--noise-scale must be >= 0, got {noise_scale}")
+            raise UsageError(f"--noise-scale must be >= 0, got {noise_scale}")
         self.snapshot = load_calibration(calibration)
         self.transpile_options = {"target": target(self.snapshot, 1.0)}  # what aer-noisy transpiles against
         self.shots = None if shots is None else check_shots(shots)
         if shots is not None:
             trajectories = min(trajectories, shots)
             if shots % trajectories:
-                raise ValueError(f"--shots ({shots}) must be a multiple of the trajectories ({trajectories})")
+                raise UsageError(f"--shots ({shots}) must be a multiple of the trajectories ({trajectories})")
         self.trajectories, self.seed, self.noise_scale = trajectories, seed, noise_scale
         self.mitigate_readout, self.optimization_level, self.torch_device = mitigate_readout, optimization_level, torch_device
         self.zne = tuple(zne) if zne else None
@@ -80,13 +82,14 @@ class EmulatorDevice(SamplerDevice):
         self._programs: dict = {}
 
     def settings(self) -> dict:
+        from ..calibration import describe
+
         out = {
             "device": self.name,
             "shots": self.shots,
             "trajectories": self.trajectories,
             "seed": self.seed,
-            "calibration": self.snapshot["name"],
-            "calibration_date": self.snapshot["calibration_date"],
+            **describe(self.snapshot),
             "noise_scale": self.noise_scale,
             "mitigate_readout": self.mitigate_readout,
             "optimization_level": self.optimization_level,
@@ -100,35 +103,31 @@ class EmulatorDevice(SamplerDevice):
             self._programs[key] = emulator_program(circuit, self.snapshot, scale).to(self.torch_device)
         return self._programs[key]
 
-    def run_many(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> list[DeviceResult]:
-        for w, x in zip(weights, inputs):
-            self._check(ansatz, w, x)
-        t0 = time.perf_counter()
+    def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
         circuits = [self.transpiled(ansatz, w) for w in weights]
         gen = torch.Generator(self.torch_device).manual_seed(call_seed(self.seed, self.calls))
         self.calls += 1
         factors = self.zne or (1.0,)
-        out = []
+        evs, stds, circuit_meta = [], [], []
         for circuit, x in zip(circuits, inputs):
             zs, ses = [], []
             for f in factors:  # readout mitigation at each factor's own scale, then the extrapolation
                 prog = self.program(circuit, self.noise_scale * f)
                 z, se = run_program(prog, x.to(self.torch_device), self.trajectories, self.shots, gen)
-                res = DeviceResult(z.cpu().double(), se.cpu().double())
+                z, se = z.cpu().double(), se.cpu().double()
                 if self.mitigate_readout and self.noise_scale > 0:
-                    res = mitigate_readout(res, *prog.readout.unbind(-1))
-                zs.append(res.expval)
-                ses.append(res.stderr)
+                    z, se = mitigate_readout(z, se, prog.readout)
+                zs.append(z)
+                ses.append(se)
             if self.zne:
                 z = sum(c * zi for c, zi in zip(self.zne_weights, zs)).clamp(-1, 1)
                 se = sum((c * si).square() for c, si in zip(self.zne_weights, ses)).sqrt()
             else:
                 z, se = zs[0], ses[0]
-            meta = {**self.settings(), **circuit.metadata, **prog.stats, "readout_mitigated": self.mitigate_readout}
-            out.append(DeviceResult(z.to(x.dtype), se.to(x.dtype), meta))
-        for res in out:
-            res.metadata["seconds"] = time.perf_counter() - t0
-        return out
+            evs.append(z)
+            stds.append(se)
+            circuit_meta.append({**circuit.metadata, **prog.stats})
+        return ExpvalResult(torch.stack(evs), torch.stack(stds), {"readout_mitigated": self.mitigate_readout}, circuit_meta)
 
 
 _ERRORS: dict = {}  # (calibration, date, scale) -> gate errors, shared by the devices of a study
@@ -137,13 +136,14 @@ _ERRORS: dict = {}  # (calibration, date, scale) -> gate errors, shared by the d
 def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
     """Compile a transpiled circuit with the snapshot's Aer gate errors and readout errors at ``scale``
     (exactly the errors of :func:`nisqdiff.calibration.noise_model`)."""
-    from ..calibration import gate_errors, readout_probs
+    from ..calibration import describe, gate_errors, readout_errors
 
-    key = (snapshot["name"], snapshot["calibration_date"], scale)
+    key = (*describe(snapshot).values(), scale)
     if key not in _ERRORS:
         _ERRORS[key] = {(name, tuple(qubits)): err for name, qubits, err in gate_errors(snapshot, scale)}
     errors = _ERRORS[key]
-    readout = {i: readout_probs(q, scale) for i, q in enumerate(snapshot["qubits"])} if scale > 0 else {}
+    physical = circuit.layout.final_index_layout()
+    readout = dict(zip(physical, readout_errors(snapshot, physical, scale))) if scale > 0 else {}
     return compile_program(circuit, errors, readout)
 
 
@@ -155,7 +155,7 @@ def aer_exact_expval(circuit, snapshot: dict, scale: float, inputs: torch.Tensor
     import numpy as np
     from qiskit_aer import AerSimulator
 
-    from ..calibration import noise_model, readout_probs
+    from ..calibration import noise_model, readout_errors
     from ..circuits.qiskit_build import input_columns
 
     sim = AerSimulator(method="density_matrix", noise_model=noise_model(snapshot, scale), max_parallel_threads=threads)
@@ -163,7 +163,7 @@ def aer_exact_expval(circuit, snapshot: dict, scale: float, inputs: torch.Tensor
     phys = circuit.layout.final_index_layout()
     qc.save_probabilities(phys)
     cols = input_columns(qc)
-    ro = np.array([readout_probs(snapshot["qubits"][q], scale) for q in phys]) if scale else np.zeros((len(phys), 2))
+    ro = np.array(readout_errors(snapshot, phys, scale)) if scale else np.zeros((len(phys), 2))
     bits = (np.arange(2 ** len(phys))[:, None] >> np.arange(len(phys))[None, :]) & 1  # qubit i = bit i
     out = []
     for row in inputs.double().numpy():

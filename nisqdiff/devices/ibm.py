@@ -1,9 +1,7 @@
-"""IBM Quantum through qiskit-ibm-runtime's SamplerV2, with a run manifest for resumable runs.
+"""IBM Quantum through qiskit-ibm-runtime's SamplerV2, resumable through a run manifest.
 
-A backend name starting with ``fake_`` runs in qiskit-ibm-runtime's local testing mode (the fake
-backend's calibrated noise on Aer, no account, no network); any other name is looked up with
-``QiskitRuntimeService()`` (the saved account, or QISKIT_IBM_TOKEN / QISKIT_IBM_INSTANCE /
-QISKIT_IBM_CHANNEL). Circuits are transpiled once per set of weights with qiskit's preset pass
+Backends are found by :func:`nisqdiff.backends.resolve_backend` (``fake_*``: local testing mode, no
+account; other names: the saved IBM Quantum account). Circuits are transpiled once per set of weights with qiskit's preset pass
 manager at optimization level 3 for the backend (calibration-aware VF2 layout and post-layout).
 
 One circuit stage of one denoising step is one runtime job: one PUB per circuit with all N inputs,
@@ -12,146 +10,22 @@ it, so a run submits (circuit stages) x (denoising steps) jobs whatever the numb
 Sampling's steps depend on each other, so jobs run one after the other inside a runtime Session by
 default (``execution_mode`` "batch" or "job" for plans without sessions).
 
-With a :class:`RunManifest`, every job is recorded the moment it is submitted (job id) and again when
+With a :class:`~nisqdiff.devices.manifest.RunManifest`, every job is recorded the moment it is submitted (job id) and again when
 its result (the raw measured bits) is saved next to it; a rerun with the same manifest reuses saved
 results, collects submitted jobs by id instead of resubmitting them, and submits only what is left.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-from pathlib import Path
-
 import numpy as np
-import torch
 
-from ..checkpoints import atomic_write, atomic_write_text
+from ..backends import resolve_backend
+from ..errors import DeviceError, UsageError
+from ..files import atomic_write
 from .base import SamplerDevice, call_seed, check_shots
+from .manifest import RunManifest, now
 
-MIN_QUBITS = 12
 EXECUTION_MODES = ("session", "batch", "job")
-
-
-class DeviceError(ValueError):
-    """A device cannot be used as asked (credentials, backend, job failure); one-line message."""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def fake_backend_names(min_qubits: int = MIN_QUBITS) -> list[str]:
-    """qiskit-ibm-runtime's fake backends with at least ``min_qubits`` qubits."""
-    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
-
-    return sorted(b.name for b in FakeProviderForBackendV2().backends() if b.num_qubits >= min_qubits)
-
-
-def resolve_backend(name: str):
-    """``(backend, service, local)`` for ``name``: a fake backend in local testing mode, or a backend
-    of the saved IBM Quantum account. Raises :class:`DeviceError` for missing credentials, an unknown
-    name (listing the valid ones) or a backend with fewer than 12 qubits."""
-    import warnings
-
-    from qiskit.providers.exceptions import QiskitBackendNotFoundError
-
-    if name.startswith("fake_"):
-        from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
-
-        service, local = QiskitRuntimeLocalService(), True
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                backend = service.backend(name)
-        except QiskitBackendNotFoundError:
-            raise DeviceError(f"unknown fake backend '{name}'; valid: {', '.join(fake_backend_names())}") from None
-    else:
-        from qiskit_ibm_runtime import QiskitRuntimeService
-        from qiskit_ibm_runtime.accounts import AccountNotFoundError
-
-        local = False
-        try:
-            service = QiskitRuntimeService()
-        except AccountNotFoundError:
-            raise DeviceError(
-                "no IBM Quantum account: save one with QiskitRuntimeService.save_account(token=..., instance=...) or set "
-                "QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; for local testing use a fake backend (--backend fake_sherbrooke)"
-            ) from None
-        try:
-            backend = service.backend(name)
-        except QiskitBackendNotFoundError:
-            names = ", ".join(sorted(b.name for b in service.backends()))
-            raise DeviceError(f"unknown backend '{name}' for this account; available: {names}") from None
-    if backend.num_qubits < MIN_QUBITS:
-        raise DeviceError(f"backend '{name}' has {backend.num_qubits} qubits; the circuits need {MIN_QUBITS}")
-    return backend, service, local
-
-
-class RunManifest:
-    """``DIR/manifest.json`` of a device run and the saved results beside it (``DIR/jobs/``).
-
-    Holds the run's settings (``run``), the device's settings and one entry per job: index, job id,
-    status (submitted, done, failed), PUBs, rows, shots, times and the result file. Every change is
-    written atomically at once, so an interrupted run leaves a consistent manifest.
-    """
-
-    FORMAT = "nisqdiff-device-run/1"
-
-    def __init__(self, directory: str | Path, data: dict):
-        self.dir, self.data = Path(directory), data
-
-    @property
-    def path(self) -> Path:
-        return self.dir / "manifest.json"
-
-    @classmethod
-    def create(cls, directory: str | Path, run: dict, device: dict) -> RunManifest:
-        """A new manifest in ``directory``; ``DeviceError`` if one is there already."""
-        m = cls(
-            directory, {"format": cls.FORMAT, "created": _now(), "status": "running", "run": run, "device": device, "jobs": []}
-        )
-        if m.path.exists():
-            raise DeviceError(f"{m.path} exists: continue that run with --resume {m.dir}, or choose another --out")
-        m.dir.mkdir(parents=True, exist_ok=True)
-        m.save()
-        return m
-
-    @classmethod
-    def load(cls, directory: str | Path) -> RunManifest:
-        """The manifest in ``directory``; ``DeviceError`` if there is none or it is not one."""
-        path = Path(directory) / "manifest.json"
-        if not path.is_file():
-            raise DeviceError(f"no run manifest at {path}: --resume needs the --out folder of an earlier device run")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DeviceError(f"{path} is not a valid manifest: {exc}") from None
-        if data.get("format") != cls.FORMAT:
-            raise DeviceError(f"{path} is not a nisqdiff device-run manifest (format {data.get('format')!r})")
-        return cls(directory, data)
-
-    def save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")
-
-    def job(self, index: int) -> dict | None:
-        jobs = self.data["jobs"]
-        return jobs[index] if index < len(jobs) else None
-
-    def put_job(self, entry: dict) -> None:
-        jobs = self.data["jobs"]
-        if entry["index"] < len(jobs):
-            jobs[entry["index"]] = entry
-        else:
-            jobs.append(entry)
-        self.save()
-
-    def set_status(self, status: str) -> None:
-        self.data["status"] = status
-        self.save()
-
-    def result_path(self, index: int) -> Path:
-        return self.dir / "jobs" / f"{index:06d}.npz"
 
 
 class IBMDevice(SamplerDevice):
@@ -162,7 +36,7 @@ class IBMDevice(SamplerDevice):
     each circuit's final layout to <Z_q> (N, n_qubits) with standard errors. ``mitigate_readout``
     inverts the backend's reported assignment probabilities per measured qubit. ``manifest`` (a
     :class:`RunManifest`) makes the run resumable. Raises :class:`DeviceError` as described in
-    :func:`resolve_backend` and for failed or timed-out jobs.
+    :func:`~nisqdiff.backends.resolve_backend` and for failed or timed-out jobs.
     """
 
     name = "ibm"
@@ -179,7 +53,7 @@ class IBMDevice(SamplerDevice):
         max_executions_per_job: int = 10_000_000,
     ):
         if execution_mode not in EXECUTION_MODES:
-            raise ValueError(f"unknown execution mode '{execution_mode}'; valid: {', '.join(EXECUTION_MODES)}")
+            raise UsageError(f"unknown execution mode '{execution_mode}'; valid: {', '.join(EXECUTION_MODES)}")
         self.backend, self.service, self.local = resolve_backend(backend)
         self.shots, self.seed = check_shots(shots), seed
         self.mitigate_readout, self.optimization_level = mitigate_readout, optimization_level
@@ -262,7 +136,7 @@ class IBMDevice(SamplerDevice):
             return job.result()
         return job.result(timeout=self.job_timeout)
 
-    def _collect(self, job, entry: dict, values: list) -> list[np.ndarray]:
+    def _collect(self, job, entry: dict, values: list) -> list:
         """Wait for ``job``; save its raw bits, then mark its manifest entry done. Errors leave the
         entry submitted (timeout: collectable later) or failed (resubmitted on resume)."""
         from qiskit.providers import JobTimeoutError
@@ -274,24 +148,28 @@ class IBMDevice(SamplerDevice):
             raise DeviceError(f"job {entry['job_id']} did not finish within {self.job_timeout} s{where}") from None
         except Exception as exc:  # RuntimeJobFailureError, a cancelled job, the simulator's errors
             message = str(exc).strip("'\"").splitlines()
-            entry.update(status="failed", error=message[0] if message else type(exc).__name__, finished=_now())
+            entry.update(status="failed", error=message[0] if message else type(exc).__name__, finished=now())
             if self.manifest is not None:
                 self.manifest.put_job(entry)
                 self.manifest.set_status("failed")
             where = f"; finished jobs are kept, --resume {self.manifest.dir} resubmits this one" if self.manifest else ""
             raise DeviceError(f"job {entry['job_id']} on {self.backend.name} failed: {entry['error']}{where}") from None
-        bits = [r.data.meas.array for r in result]
+        bits = [r.data.meas for r in result]
         if self.manifest is not None:
             path = self.manifest.result_path(entry["index"])
             path.parent.mkdir(parents=True, exist_ok=True)
-            arrays = {f"bits{i}": b for i, b in enumerate(bits)} | {f"inputs{i}": v for i, v in enumerate(values)}
+            arrays = {f"bits{i}": b.array for i, b in enumerate(bits)} | {f"inputs{i}": v for i, v in enumerate(values)}
+            arrays["num_bits"] = np.array([b.num_bits for b in bits])
             atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
-            entry.update(status="done", finished=_now(), result_file=str(path.relative_to(self.manifest.dir)))
+            entry.update(status="done", finished=now(), result_file=str(path.relative_to(self.manifest.dir)))
             self.manifest.put_job(entry)
         return bits
 
-    def _saved(self, entry: dict, values: list) -> list[np.ndarray]:
-        """The raw bits of a finished job from the manifest, after checking it ran these inputs."""
+    def _saved(self, entry: dict, values: list) -> list:
+        """The raw bits (``BitArray`` per PUB) of a finished job from the manifest, after checking it
+        ran these inputs."""
+        from qiskit.primitives.containers import BitArray
+
         with np.load(self.manifest.dir / entry["result_file"]) as data:
             for i, v in enumerate(values):
                 if data[f"inputs{i}"].shape != v.shape or not np.allclose(data[f"inputs{i}"], v, atol=1e-4):
@@ -299,9 +177,9 @@ class IBMDevice(SamplerDevice):
                         f"job {entry['index']} of {self.manifest.path} ran other inputs than this run: "
                         "the manifest belongs to another checkpoint or settings"
                     )
-            return [data[f"bits{i}"] for i in range(len(values))]
+            return [BitArray(data[f"bits{i}"], int(data["num_bits"][i])) for i in range(len(values))]
 
-    def _job_bits(self, index: int, circuits: list, values: list) -> list[np.ndarray]:
+    def _job_bits(self, index: int, circuits: list, values: list) -> list:
         """Bits for one job: saved, collected by id, or submitted now."""
         entry = self.manifest.job(index) if self.manifest is not None else None
         if entry is not None and entry["status"] == "done":
@@ -315,7 +193,7 @@ class IBMDevice(SamplerDevice):
                 "index": index,
                 "job_id": job.job_id(),
                 "status": "submitted",
-                "submitted": _now(),
+                "submitted": now(),
                 "pubs": len(circuits),
                 "rows": int(values[0].shape[0]),
                 "shots": self.shots,
@@ -325,7 +203,7 @@ class IBMDevice(SamplerDevice):
         return self._collect(job, entry, values)
 
     def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
-        bits: list[np.ndarray] = []
+        bits: list = []
         job_ids = []
         for group in self.job_plan(len(circuits), values[0].shape[0]):
             bits += self._job_bits(self._next_job, [circuits[i] for i in group], [values[i] for i in group])
@@ -334,55 +212,11 @@ class IBMDevice(SamplerDevice):
             self._next_job += 1
         return bits, {"job_ids": job_ids}
 
-    def _readout(self) -> tuple[dict, float] | None:
-        from ..calibration import snapshot_from_backend
+    def _readout_errors(self, physical: list[int]):
+        from ..calibration import readout_errors, snapshot_from_backend
 
         if not self.mitigate_readout:
             return None
         if self._snapshot is None:
             self._snapshot = snapshot_from_backend(self.backend, origin="backend properties at run time")
-        return self._snapshot, 1.0
-
-
-def dry_run_plan(model, device: IBMDevice, num: int, steps: int) -> dict:
-    """What sampling ``num`` images with ``steps`` denoising steps on ``device`` would submit, without
-    submitting: circuit stages (found by one forward pass of one image on the exact simulator), each
-    circuit transpiled for the backend, jobs, PUBs, executions, total shots and the QPU time estimate
-    sum(executions x shots x (scheduled circuit duration + repetition delay)), which leaves out per-job
-    overhead and queueing."""
-    from ..circuits import simulate
-
-    stages = []
-
-    def record(ansatz, inputs, weights):
-        stages.append((ansatz, weights.detach().cpu().double(), inputs.shape[1]))
-        return simulate(ansatz, inputs, weights)
-
-    model.set_executor(record)
-    with torch.no_grad():
-        model(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
-    circuits, jobs, pubs, executions, qpu_seconds = [], 0, 0, 0, 0.0
-    for ansatz, weights, rows_per_image in stages:
-        rows = num * rows_per_image
-        jobs += len(device.job_plan(len(weights), rows))
-        for w in weights:
-            c = device.transpiled(ansatz, w)
-            seconds = device.circuit_seconds(c)
-            circuits.append({"ansatz": ansatz, **c.metadata, "seconds_per_shot": seconds})
-            pubs += 1
-            executions += rows
-            qpu_seconds += rows * device.shots * seconds
-    return {
-        "backend": device.backend.name,
-        "local_testing_mode": device.local,
-        "circuit_stages_per_step": len(stages),
-        "circuits": circuits,
-        "steps": steps,
-        "jobs": jobs * steps,
-        "pubs": pubs * steps,
-        "circuit_executions": executions * steps,
-        "shots": device.shots,
-        "total_shots": executions * steps * device.shots,
-        "qpu_seconds_estimate": qpu_seconds * steps,
-        "execution_mode": device.execution_mode,
-    }
+        return readout_errors(self._snapshot, physical)

@@ -105,11 +105,9 @@ def _draw(probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray
 
 def _bit_array(outcomes: np.ndarray, where: list[int]) -> BitArray:
     """BitArray of one register from outcome indices (..., shots): register bit j is bit ``where[j]``
-    of the outcome (0 where the bit is not measured); big-endian bytes, bit 0 least significant."""
-    value = np.zeros(outcomes.shape, dtype=np.int64)
+    of the outcome (0 where the bit is not measured), through ``BitArray.from_bool_array``."""
+    bits = np.zeros((*outcomes.shape, len(where)), dtype=bool)
     for j, i in enumerate(where):
         if i >= 0:
-            value |= ((outcomes >> i) & 1) << j
-    num_bytes = (len(where) + 7) // 8
-    packed = np.stack([(value >> (8 * (num_bytes - 1 - b))) & 0xFF for b in range(num_bytes)], -1).astype(np.uint8)
-    return BitArray(packed, len(where))
+            bits[..., j] = (outcomes >> i) & 1
+    return BitArray.from_bool_array(bits, order="little")

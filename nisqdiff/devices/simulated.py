@@ -1,7 +1,8 @@
-"""Simulated devices: ``noiseless``, ``shots``, ``aer`` and ``aer-noisy`` (and ``depolarized``, the
-infinite-noise limit used by studies).
+"""Simulated devices: ``depolarized``, ``shots``, ``aer`` and ``aer-noisy``.
 
-``noiseless`` gives exact expectation values (the training simulator); ``shots`` measures the ideal
+(``noiseless`` is the exact training simulator itself, :class:`~nisqdiff.circuits.ExactSimulator`.)
+``depolarized`` is the infinite-noise limit (every <Z> = 0), a study's bound on what the circuits can
+cost; ``shots`` measures the ideal
 state ``shots`` times (bitstrings drawn from its Born probabilities, <Z_q> from the marginal of qubit
 q with its standard error); ``aer`` runs the Qiskit circuit, transpiled once per set of weights, on
 Qiskit Aer through a SamplerV2 without noise (a cross-check of the whole Qiskit path); ``aer-noisy``
@@ -11,26 +12,12 @@ SamplerV2.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from ..circuits import probabilities, simulate
+from ..circuits import ExpvalResult, probabilities
 from ..circuits.simulator import _z_signs
-from .base import Device, DeviceResult, SamplerDevice, call_seed, check_shots, shot_stderr
-
-
-class NoiselessDevice(Device):
-    """Exact <Z_q> from the statevector/chain simulator; standard errors are zero."""
-
-    name = "noiseless"
-
-    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
-        self._check(ansatz, weights, inputs)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            z = simulate(ansatz, inputs.unsqueeze(0), weights.unsqueeze(0)).squeeze(0)
-        return DeviceResult(z, torch.zeros_like(z), {**self.settings(), "seconds": time.perf_counter() - t0})
+from ..errors import UsageError
+from .base import Device, SamplerDevice, call_seed, check_shots, shot_stderr
 
 
 class DepolarizedDevice(Device):
@@ -39,10 +26,9 @@ class DepolarizedDevice(Device):
 
     name = "depolarized"
 
-    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
-        self._check(ansatz, weights, inputs)
+    def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
         z = torch.zeros_like(inputs)
-        return DeviceResult(z, torch.zeros_like(z), self.settings())
+        return ExpvalResult(z, torch.zeros_like(z))
 
 
 class ShotsDevice(Device):
@@ -68,20 +54,18 @@ class ShotsDevice(Device):
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def run(self, ansatz: str, weights: torch.Tensor, inputs: torch.Tensor) -> DeviceResult:
-        self._check(ansatz, weights, inputs)
-        t0 = time.perf_counter()
-        n = inputs.shape[1]
-        with torch.no_grad():
-            probs = probabilities(ansatz, inputs.float().unsqueeze(0), weights.float().unsqueeze(0)).squeeze(0)
+    def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
+        n = inputs.shape[-1]
+        evs = []
+        for x, w in zip(inputs, weights):  # circuit by circuit: the same random stream as one call each
+            probs = probabilities(ansatz, x.float().unsqueeze(0), w.float().unsqueeze(0)).squeeze(0)
             cdf = probs.double().cumsum(1)
-            u = torch.rand(inputs.shape[0], self.shots, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
+            u = torch.rand(x.shape[0], self.shots, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
             draws = torch.searchsorted(cdf, u).clamp_max(2**n - 1)  # (N, shots) basis-state indices
             counts = torch.zeros_like(cdf).scatter_add_(1, draws, torch.ones_like(u))  # (N, 2^n)
-            z = (counts @ _z_signs(n, "cpu", counts.dtype)) / self.shots  # marginal of each qubit
-            stderr = shot_stderr(z, self.shots)
-        meta = {**self.settings(), "seconds": time.perf_counter() - t0}
-        return DeviceResult(z.to(inputs.dtype), stderr.to(inputs.dtype), meta)
+            evs.append((counts @ _z_signs(n, "cpu", counts.dtype)) / self.shots)  # marginal of each qubit
+        z = torch.stack(evs)
+        return ExpvalResult(z, shot_stderr(z, self.shots))
 
 
 class AerDevice(SamplerDevice):
@@ -113,7 +97,7 @@ class AerDevice(SamplerDevice):
         from qiskit_aer import AerSimulator
 
         if sampler not in self.SAMPLERS:
-            raise ValueError(f"unknown sampler '{sampler}'; valid: {', '.join(self.SAMPLERS)}")
+            raise UsageError(f"unknown sampler '{sampler}'; valid: {', '.join(self.SAMPLERS)}")
         self.shots, self.seed, self.optimization_level = check_shots(shots), seed, optimization_level
         # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
         self.backend = backend or AerSimulator(max_parallel_experiments=0)
@@ -146,7 +130,7 @@ class AerDevice(SamplerDevice):
         meta = {"backend": self.backend.name, "pubs": len(circuits)}
         if "simulator_seconds" in results.metadata:
             meta["simulator_seconds"] = results.metadata["simulator_seconds"]
-        return [r.data.meas.array for r in results], meta
+        return [r.data.meas for r in results], meta
 
 
 class AerNoisyDevice(AerDevice):
@@ -183,7 +167,7 @@ class AerNoisyDevice(AerDevice):
         from ..calibration import load_calibration, noise_model, target
 
         if method not in self.METHODS:
-            raise ValueError(f"unknown Aer method '{method}'; valid: {', '.join(self.METHODS)}")
+            raise UsageError(f"unknown Aer method '{method}'; valid: {', '.join(self.METHODS)}")
         if method == "auto":
             method = "density_matrix" if shots >= self.DENSITY_MATRIX_SHOTS else "statevector"
         self.snapshot = load_calibration(calibration)
@@ -194,14 +178,17 @@ class AerNoisyDevice(AerDevice):
         super().__init__(shots, seed, optimization_level, backend, {"target": target(self.snapshot, 1.0)}, sampler="aer")
 
     def settings(self) -> dict:
+        from ..calibration import describe
+
         return {
             **super().settings(),
-            "calibration": self.snapshot["name"],
-            "calibration_date": self.snapshot["calibration_date"],
+            **describe(self.snapshot),
             "noise_scale": self.noise_scale,
             "mitigate_readout": self.mitigate_readout,
             "method": self.method,
         }
 
-    def _readout(self) -> tuple[dict, float] | None:
-        return (self.snapshot, self.noise_scale) if self.mitigate_readout and self.noise_scale > 0 else None
+    def _readout_errors(self, physical: list[int]):
+        from ..calibration import readout_errors
+
+        return readout_errors(self.snapshot, physical, self.noise_scale) if self.mitigate_readout and self.noise_scale > 0 else None

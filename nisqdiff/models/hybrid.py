@@ -1,8 +1,9 @@
 """Hybrid blocks: ResBlocks whose convolutions are (partly) variational circuits (SPEC.md "Hybrid blocks").
 
-Every circuit call goes through the block's ``executor`` (``(ansatz, inputs (C, B, n_qubits),
-weights (C, n_weights)) -> <Z> (C, B, n_qubits)``), so a noisy simulator or a quantum computer can
-stand behind the model without touching it.
+Every circuit call goes through the block's ``executor``, a
+:class:`~nisqdiff.circuits.executor.CircuitExecutor` (``run(ansatz, inputs (C, B, n_qubits), weights
+(C, n_weights)).evs -> <Z> (C, B, n_qubits)``), so a noisy simulator or a quantum computer can stand
+behind the model without touching it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ..circuits import CircuitExecutor, get_spec
+from ..circuits import ExactSimulator, get_spec
 from .layers import ResBlock, WSConv2d
 
 
@@ -24,17 +25,20 @@ class PatchCircuits(nn.Module):
     Output <Z_q> goes back to the same channel and pixel: (N, C*k, H, W) in [-1, 1]. At the 2x2
     vertex there is one patch; at 14x14 (quanvolution) one circuit is shared by all 49 patches.
     Weights (C, n_weights) start uniform in [0, 1) (angles 2*pi*theta); the Basic ansatz, whose angle
-    is theta itself, starts uniform in [0, 2*pi) so its angles cover a full turn too.
+    is theta itself, starts uniform in [0, 2*pi) so its angles cover a full turn too. ``size`` is the
+    spatial size the module sees (2 at the vertex, 14 for quanvolution): ``patches_per_image`` =
+    (size / 2)^2 inputs per image and circuit, what a device run is planned from.
     """
 
-    def __init__(self, ansatz: str, n_circuits: int):
+    def __init__(self, ansatz: str, n_circuits: int, size: int):
         super().__init__()
         spec = get_spec(ansatz)
         self.ansatz, self.n_circuits = ansatz, n_circuits
+        self.patches_per_image = (size // 2) ** 2
         self.channels_per_circuit = spec.n_qubits // 4
         scale = 2 * math.pi if ansatz == "basic" else 1.0
         self.weights = nn.Parameter(torch.rand(n_circuits, spec.n_weights) * scale)
-        self.executor = CircuitExecutor()
+        self.executor = ExactSimulator()
 
     @property
     def in_channels(self) -> int:
@@ -45,7 +49,7 @@ class PatchCircuits(nn.Module):
         c, k = self.n_circuits, self.channels_per_circuit
         patches = x.reshape(n, c, k, h // 2, 2, w // 2, 2).permute(1, 0, 3, 5, 2, 4, 6)
         with torch.autocast(x.device.type, enabled=False):  # circuits always simulate in fp32 / complex64
-            out = self.executor(self.ansatz, patches.reshape(c, -1, 4 * k).float(), self.weights.float())
+            out = self.executor.run(self.ansatz, patches.reshape(c, -1, 4 * k).float(), self.weights.float()).evs
         out = out.reshape(c, n, h // 2, w // 2, k, 2, 2).permute(1, 0, 4, 2, 5, 3, 6)
         return out.reshape(n, c * k, h, w)
 
@@ -57,10 +61,10 @@ class HybridConv(nn.Module):
     for the channel left after the 3-channel circuits (the full vertex: 13 circuits + 1 Basic).
     """
 
-    def __init__(self, dim: int, ansatz: str, n_circuits: int, basic_tail: bool = False):
+    def __init__(self, dim: int, ansatz: str, n_circuits: int, size: int, basic_tail: bool = False):
         super().__init__()
-        self.circuits = PatchCircuits(ansatz, n_circuits)
-        self.basic = PatchCircuits("basic", 1) if basic_tail else None
+        self.circuits = PatchCircuits(ansatz, n_circuits, size)
+        self.basic = PatchCircuits("basic", 1, size) if basic_tail else None
         self.n_quantum = self.circuits.in_channels + (1 if basic_tail else 0)
         rest = dim - self.n_quantum
         if rest < 0:
@@ -78,13 +82,13 @@ class HybridConv(nn.Module):
 
 
 class HybridResBlock(ResBlock):
-    """A ResBlock(dim) whose two convolutions are :class:`HybridConv` (QResBlock, FullQResBlock, QuanvResBlock)."""
+    """A ResBlock(dim) at spatial ``size`` whose two convolutions are :class:`HybridConv` (QResBlock,
+    FullQResBlock, QuanvResBlock)."""
 
-    def __init__(self, dim: int, time_dim: int, ansatz: str, n_circuits: int, basic_tail: bool = False):
-        super().__init__(dim, dim, time_dim)
-        del self.proj1, self.proj2
-        self.hconv1 = HybridConv(dim, ansatz, n_circuits, basic_tail)
-        self.hconv2 = HybridConv(dim, ansatz, n_circuits, basic_tail)
+    def __init__(self, dim: int, time_dim: int, ansatz: str, n_circuits: int, size: int, basic_tail: bool = False):
+        super().__init__(dim, dim, time_dim, classical_convs=False)
+        self.hconv1 = HybridConv(dim, ansatz, n_circuits, size, basic_tail)
+        self.hconv2 = HybridConv(dim, ansatz, n_circuits, size, basic_tail)
 
     def conv1(self, x: torch.Tensor) -> torch.Tensor:
         return self.hconv1(x)

@@ -55,16 +55,18 @@ class ResBlock(nn.Module):
     """(N, dim_in, H, W), t_emb (N, time_dim) -> (N, dim, H, W).
 
     conv1, GN, ``h * (1 + scale) + shift``, SiLU, conv2, GN, SiLU, plus the residual (1x1 conv when
-    widths differ). :meth:`conv1` and :meth:`conv2` are the two convolutions the hybrid blocks replace.
+    widths differ). :meth:`conv1` and :meth:`conv2` are the two convolutions the hybrid blocks replace;
+    ``classical_convs=False`` leaves them to the subclass (no WSConv2d ``proj1``/``proj2`` is built).
     """
 
-    def __init__(self, dim_in: int, dim: int, time_dim: int):
+    def __init__(self, dim_in: int, dim: int, time_dim: int, classical_convs: bool = True):
         super().__init__()
         self.dim_in, self.dim = dim_in, dim
         self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_dim, 2 * dim))
-        self.proj1 = WSConv2d(dim_in, dim, 3, padding=1)
+        if classical_convs:
+            self.proj1 = WSConv2d(dim_in, dim, 3, padding=1)
+            self.proj2 = WSConv2d(dim, dim, 3, padding=1)
         self.norm1 = nn.GroupNorm(GROUPS, dim)
-        self.proj2 = WSConv2d(dim, dim, 3, padding=1)
         self.norm2 = nn.GroupNorm(GROUPS, dim)
         self.res_conv = nn.Conv2d(dim_in, dim, 1) if dim_in != dim else nn.Identity()
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .hybrid import HybridResBlock, PatchCircuits
 from .layers import Attention, LinearAttention, ResBlock, SinusoidalTimeEmbedding, Upsample
 
@@ -43,19 +44,21 @@ ARCHS = {
 
 
 def get_arch(name: str) -> ArchConfig:
-    """The :class:`ArchConfig` called ``name``; ``ValueError`` listing the valid names otherwise."""
+    """The :class:`ArchConfig` called ``name``; :class:`~nisqdiff.errors.UsageError` listing the valid
+    names otherwise."""
     try:
         return ARCHS[name]
     except KeyError:
-        raise ValueError(f"unknown architecture '{name}'; valid names: {', '.join(ARCHS)}") from None
+        raise UsageError(f"unknown architecture '{name}'; valid names: {', '.join(ARCHS)}") from None
 
 
 def _vertex_block(cfg: ArchConfig) -> ResBlock:
+    size = LEVELS[-1][2]
     if cfg.ansatz is None:
         return ResBlock(VERTEX, VERTEX, TIME_DIM)
     if cfg.n_circuits == "full":
-        return HybridResBlock(VERTEX, TIME_DIM, cfg.ansatz, VERTEX // 3, basic_tail=True)
-    return HybridResBlock(VERTEX, TIME_DIM, cfg.ansatz, int(cfg.n_circuits))
+        return HybridResBlock(VERTEX, TIME_DIM, cfg.ansatz, VERTEX // 3, size, basic_tail=True)
+    return HybridResBlock(VERTEX, TIME_DIM, cfg.ansatz, int(cfg.n_circuits), size)
 
 
 class UNet(nn.Module):
@@ -74,7 +77,7 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList()
         for level, (d_in, d_out, _) in enumerate(LEVELS):
             if cfg.quanv and level == 1:
-                blocks = [HybridResBlock(d_in, TIME_DIM, cfg.ansatz, 1) for _ in range(2)]
+                blocks = [HybridResBlock(d_in, TIME_DIM, cfg.ansatz, 1, LEVELS[level][2]) for _ in range(2)]
             else:
                 blocks = [ResBlock(d_in, d_in, TIME_DIM) for _ in range(2)]
             if level < 2:
@@ -112,15 +115,29 @@ class UNet(nn.Module):
         """State-dict prefixes of everything outside the vertex (what transfer learning copies)."""
         return ("init_conv.", "time_mlp.", "downs.", "ups.", "final_res_block.", "final_conv.")
 
-    def vertex_modules(self) -> list[nn.Module]:
-        return [self.mid_block1, self.mid_attn, self.mid_block2]
-
     def circuits(self) -> list[PatchCircuits]:
-        """Every circuit module of the model (each holds (C, n_weights) weights)."""
+        """Every circuit module of the model, in forward order; each is one circuit stage (one executor
+        call per forward pass) and holds (C, n_weights) weights."""
         return [m for m in self.modules() if isinstance(m, PatchCircuits)]
 
+    def circuit_inventory(self) -> list[dict]:
+        """One entry per circuit of the model, in forward order: ``name`` ("mid_block1.hconv1.circuits[0]"),
+        ``stage`` (index of its :class:`PatchCircuits`, one executor call per forward pass), ``ansatz``,
+        ``weights`` (n_weights,) float64 detached, ``inputs_per_image`` (patches it runs per image and
+        forward pass). What device plans, ``devices inspect`` and study circuit tables read."""
+        out = []
+        stage = 0
+        for name, m in self.named_modules():
+            if isinstance(m, PatchCircuits):
+                for c in range(m.n_circuits):
+                    out.append({"name": f"{name}[{c}]", "stage": stage, "ansatz": m.ansatz,
+                                "weights": m.weights[c].detach().cpu().double(), "inputs_per_image": m.patches_per_image})  # fmt: skip
+                stage += 1
+        return out
+
     def set_executor(self, executor) -> None:
-        """Route every circuit call of the model through ``executor``."""
+        """Route every circuit call of the model through ``executor`` (a
+        :class:`~nisqdiff.circuits.executor.CircuitExecutor`)."""
         for m in self.circuits():
             m.executor = executor
 

@@ -1,0 +1,132 @@
+"""Sampling runs on a device: the plan of a QPU run, its manifest, resume and interruption.
+
+``nisqdiff sample`` calls :func:`open_run` (build the pipeline and the device from the options, or
+from the manifest of an earlier run with ``resume``), then :func:`dry_run_plan` or :func:`execute`.
+On the ``ibm`` device all images are one batch (one PUB per circuit with every image, so the number of
+jobs is circuit stages x denoising steps whatever the number of images) and every job is recorded in
+``OUT/manifest.json`` (:class:`~nisqdiff.devices.RunManifest`) as it is submitted and as it finishes;
+an interruption leaves that manifest consistent and raises :class:`RunInterrupted`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .devices import IBMDevice, RunManifest, make_device
+from .errors import CheckpointError, NisqdiffError, UsageError
+from .files import file_sha256
+from .pipeline import DiffusionPipeline
+
+
+class RunInterrupted(NisqdiffError):
+    """A device run stopped by Ctrl-C; the message says what was kept and how to resume (exit 130)."""
+
+
+@dataclass
+class SampleRun:
+    """What a sampling run is: the model ``source`` (checkpoint or pretrained folder), the sampling
+    settings, the device profile and its option overrides (``None`` values: the profile's)."""
+
+    source: str
+    num: int = 64
+    sampler: str = "ddim"
+    steps: int = 50
+    eta: float = 0.0
+    seed: int = 0
+    batch_size: int = 256
+    device: str = "noiseless"
+    device_options: dict = field(default_factory=dict)
+    torch_device: str = "cpu"
+
+
+def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expect_arch: str | None = None):
+    """(run, pipeline, device, manifest or None) of a new run, or with ``resume`` of the device run in
+    that folder (its manifest's settings; the model must be unchanged). Builds and checks everything
+    before anything is written; the manifest itself is created by :func:`execute`.
+    :class:`~nisqdiff.errors.UsageError` / :class:`~nisqdiff.errors.DeviceError` /
+    :class:`~nisqdiff.errors.CheckpointError` for what cannot run."""
+    manifest = None
+    if resume is not None:
+        manifest = RunManifest.load(resume)
+        stored = manifest.data["run"]
+        run = SampleRun(**{k: v for k, v in stored.items() if k in SampleRun.__dataclass_fields__})
+        source = Path(run.source)
+        if not source.exists() or _sha(source) != stored["source_sha256"]:
+            raise CheckpointError(f"model {source} of the run in {resume} is missing or changed since the run started")
+    options = {k: v for k, v in run.device_options.items() if v is not None}
+    device = make_device(run.device, **options)
+    if not isinstance(device, IBMDevice) and resume is not None:
+        raise UsageError(f"--resume applies to device kind ibm, not '{run.device}'")
+    pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch, executor=device)
+    if isinstance(device, IBMDevice):
+        run.batch_size = run.num  # one PUB per circuit with every image: jobs = stages x steps
+        if manifest is None and (out / "manifest.json").exists():
+            raise UsageError(f"{out / 'manifest.json'} exists: continue that run with --resume {out}, or choose another --out")
+    return run, pipe, device, manifest
+
+
+def _sha(source: Path) -> str:
+    from .checkpoints import WEIGHTS_FILE
+
+    return file_sha256(source / WEIGHTS_FILE if source.is_dir() else source)
+
+
+def dry_run_plan(pipe: DiffusionPipeline, device: IBMDevice, num: int, steps: int) -> dict:
+    """What sampling ``num`` images with ``steps`` denoising steps on ``device`` would submit, without
+    submitting: from the model's circuit inventory (:meth:`~nisqdiff.models.UNet.circuit_inventory`),
+    each circuit transpiled for the backend, jobs, PUBs, executions, total shots and the QPU time
+    estimate sum(executions x shots x (scheduled circuit duration + repetition delay)), which leaves
+    out per-job overhead and queueing."""
+    inventory = pipe.unet.circuit_inventory()
+    stages: dict[int, list[dict]] = {}
+    for c in inventory:
+        stages.setdefault(c["stage"], []).append(c)
+    circuits, jobs, pubs, executions, qpu_seconds = [], 0, 0, 0, 0.0
+    for members in stages.values():
+        rows = num * members[0]["inputs_per_image"]
+        jobs += len(device.job_plan(len(members), rows))
+        for c in members:
+            transpiled = device.transpiled(c["ansatz"], c["weights"])
+            seconds = device.circuit_seconds(transpiled)
+            circuits.append({"ansatz": c["ansatz"], **transpiled.metadata, "seconds_per_shot": seconds})
+            pubs += 1
+            executions += rows
+            qpu_seconds += rows * device.shots * seconds
+    return {
+        "backend": device.backend.name,
+        "local_testing_mode": device.local,
+        "circuit_stages_per_step": len(stages),
+        "circuits": circuits,
+        "steps": steps,
+        "jobs": jobs * steps,
+        "pubs": pubs * steps,
+        "circuit_executions": executions * steps,
+        "shots": device.shots,
+        "total_shots": executions * steps * device.shots,
+        "qpu_seconds_estimate": qpu_seconds * steps,
+        "execution_mode": device.execution_mode,
+    }
+
+
+def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManifest | None, out: Path):
+    """Sample ``run`` through ``pipe`` on ``device`` -> (images (num, 1, 28, 28), metadata). On ``ibm``
+    the run's manifest is created in ``out`` (or continued) and its summary goes into the metadata;
+    Ctrl-C raises :class:`RunInterrupted` naming the kept jobs and the ``--resume`` command."""
+    if isinstance(device, IBMDevice):
+        if manifest is None:
+            record = {**asdict(run), "source": str(Path(run.source).resolve()), "source_sha256": _sha(Path(run.source))}
+            manifest = RunManifest.create(out, record, device.settings())
+        device.manifest = manifest
+    try:
+        with device:
+            images, meta = pipe.generate(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed, run.torch_device)
+    except KeyboardInterrupt:
+        if manifest is None:
+            raise
+        done = sum(j["status"] == "done" for j in manifest.data["jobs"])
+        raise RunInterrupted(f"interrupted: {done} finished jobs are kept in {manifest.path}; continue with --resume {out}") from None
+    if manifest is not None:
+        meta["device"].update(manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=device.jobs_submitted)
+        manifest.set_status("done")
+    return images, meta

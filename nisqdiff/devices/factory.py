@@ -1,0 +1,140 @@
+"""The one device factory: a profile plus overrides -> a device, and the study's setting strings.
+
+Every device is built here, by :func:`make_device`, from a profile (``devices/*.toml``, see
+:mod:`.profiles`) and overrides (command-line options or a study setting). A study's setting string is
+parsed by :func:`parse_setting` into a :class:`DeviceSpec` (a label, a profile name and overrides) and
+goes through the same factory, so ``emulator:fake_sherbrooke@1/1024+readout`` builds the same device as
+``--device emulator --calibration fake_sherbrooke --noise-scale 1 --shots 1024 --mitigate-readout``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..circuits import CircuitExecutor, ExactSimulator
+from ..errors import StudyError, UsageError
+from .profiles import KIND_OPTIONS, load_profile
+
+GRAMMAR = (
+    "noiseless | depolarized | shots:SHOTS | emulator:CALIBRATION@SCALE[/SHOTS][+readout][+zne] | "
+    "aer-noisy:CALIBRATION@SCALE[/SHOTS][+readout]"
+)
+SETTING_KINDS = ("noiseless", "depolarized", "shots", "emulator", "aer-noisy")
+ZNE_FACTORS = (1.0, 2.0)
+_NOISY = re.compile(r"^(emulator|aer-noisy):([^@/+]+)@([0-9.]+(?:e-?[0-9]+)?)(?:/([0-9]+))?((?:\+[a-z]+)*)$")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A device as a study names it: ``label`` (the setting string), ``profile`` (a profile name) and
+    ``overrides`` (options of :func:`make_device` that replace the profile's values)."""
+
+    label: str
+    profile: str
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        """The label as a folder name."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", self.label).strip("-")
+
+    def options(self) -> dict:
+        """The profile's options with the overrides applied, and its ``kind``."""
+        profile = load_profile(self.profile)
+        return {k: v for k, v in profile.items() if k in KIND_OPTIONS[profile["kind"]]} | self.overrides | {
+            "kind": profile["kind"]
+        }
+
+
+def parse_setting(text: str, default_shots: int = 1024) -> DeviceSpec:
+    """One setting string of :data:`GRAMMAR` -> its :class:`DeviceSpec` (noisy settings without
+    /SHOTS get ``default_shots``). :class:`~nisqdiff.errors.StudyError` naming the grammar or the valid
+    kinds; :class:`~nisqdiff.errors.CalibrationError` for an unknown calibration."""
+    text = text.strip()
+    if text in ("noiseless", "depolarized"):
+        return DeviceSpec(text, text)
+    if text.startswith("shots:"):
+        if not text[6:].isdigit() or int(text[6:]) < 2:
+            raise StudyError(f"device '{text}': shots must be an integer >= 2; grammar: {GRAMMAR}")
+        return DeviceSpec(text, "shots", {"shots": int(text[6:])})
+    m = _NOISY.match(text)
+    if m is None:
+        kind = text.split(":", 1)[0]
+        if kind not in SETTING_KINDS:
+            raise StudyError(f"unknown device kind '{kind}' in '{text}'; valid: {', '.join(SETTING_KINDS)}; grammar: {GRAMMAR}")
+        raise StudyError(f"device '{text}' does not parse; grammar: {GRAMMAR}")
+    kind, calibration, scale, shots, extras = m.groups()
+    options = [e for e in extras.split("+") if e]
+    bad = [e for e in options if e not in ("readout", "zne") or (e == "zne" and kind != "emulator")]
+    if bad or len(set(options)) != len(options):
+        raise StudyError(f"device '{text}': unknown or repeated option(s) {', '.join(bad) or options}; grammar: {GRAMMAR}")
+    from ..calibration import load_calibration
+
+    load_calibration(calibration)  # unknown name -> CalibrationError listing the valid ones
+    overrides = {"calibration": calibration, "noise_scale": float(scale), "shots": int(shots) if shots else default_shots}
+    if "readout" in options:
+        overrides["mitigate_readout"] = True
+    if "zne" in options:
+        overrides["zne"] = ZNE_FACTORS
+    return DeviceSpec(text, kind, overrides)
+
+
+def parse_settings(text: str, default_shots: int = 1024) -> list[DeviceSpec]:
+    """Comma-separated setting strings -> specs (no duplicates); :class:`~nisqdiff.errors.StudyError`."""
+    specs = [parse_setting(t, default_shots) for t in text.split(",") if t.strip()]
+    if not specs:
+        raise StudyError(f"--devices is empty; grammar: {GRAMMAR}")
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise StudyError(f"--devices repeats a setting: {', '.join(sorted({x for x in labels if labels.count(x) > 1}))}")
+    return specs
+
+
+def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
+    """Build the device of profile ``device`` (a name, a .toml path or a :class:`DeviceSpec`) with
+    ``options`` (None = the profile's value) overriding it. Returns a
+    :class:`~nisqdiff.circuits.executor.CircuitExecutor`: ``noiseless`` is the exact simulator itself.
+
+    Options: shots, seed, calibration, noise_scale, method, mitigate_readout, optimization_level, backend,
+    execution_mode, job_timeout, max_executions_per_job, trajectories, zne, torch_device (emulator: cpu or
+    cuda), sampler (aer: probabilities or aer). Raises :class:`~nisqdiff.errors.UsageError` for an
+    unknown device (listing the valid ones), an option its kind does not take, or a missing required one.
+    """
+    from .emulator import EmulatorDevice
+    from .ibm import IBMDevice
+    from .simulated import AerDevice, AerNoisyDevice, DepolarizedDevice, ShotsDevice
+
+    spec = device if isinstance(device, DeviceSpec) else DeviceSpec(str(device), str(device))
+    profile = load_profile(spec.profile)
+    kind = profile["kind"]
+    given = dict(spec.overrides) | {k: v for k, v in options.items() if v is not None}
+    for key in given:
+        if key not in KIND_OPTIONS[kind]:
+            raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{profile['name']}' (kind {kind})")
+    opts = {k: v for k, v in profile.items() if k in KIND_OPTIONS[kind]} | given
+
+    def pick(*keys):
+        return {k: opts[k] for k in keys if k in opts}
+
+    if kind == "noiseless":
+        return ExactSimulator()
+    if kind == "depolarized":
+        return DepolarizedDevice()
+    if kind == "shots":
+        return ShotsDevice(opts.get("shots", 1024), opts.get("seed", 0))
+    if kind == "aer":
+        return AerDevice(**pick("shots", "seed", "optimization_level", "sampler"))
+    if kind in ("aer-noisy", "emulator"):
+        if "calibration" not in opts:
+            from ..calibration import list_calibrations
+
+            raise UsageError(f"device '{spec.profile}' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
+        if kind == "emulator":
+            keys = ("noise_scale", "shots", "trajectories", "seed", "mitigate_readout", "zne", "optimization_level", "torch_device")
+            return EmulatorDevice(opts["calibration"], **pick(*keys))
+        keys = ("noise_scale", "shots", "seed", "mitigate_readout", "optimization_level", "method")
+        return AerNoisyDevice(opts["calibration"], **pick(*keys))
+    if "backend" not in opts:
+        raise UsageError(f"device '{spec.profile}' needs --backend NAME (an IBM backend of your account, or fake_sherbrooke, ...)")
+    return IBMDevice(**opts)

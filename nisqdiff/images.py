@@ -1,0 +1,43 @@
+"""Images as files and pixels: [-1, 1] tensors to uint8, PNG grids.
+
+Generated images are (N, 1, H, W) float tensors in [-1, 1]; :func:`to_uint8` maps them to the uint8
+pixels that metrics (torchmetrics) and PNGs take, :func:`grid_array` tiles them, :func:`save_grid`
+writes the tiling as one PNG, atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .files import atomic_write
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [-1, 1] -> uint8 (N, C, H, W) in [0, 255] (clamped, rounded)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def grid_array(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """(N, 1, H, W) images in [-1, 1] tiled into one uint8 array (``nrow`` per row, default ~sqrt(N))."""
+    pix = to_uint8(images).squeeze(1).numpy()
+    n, h, w = pix.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pix[i]
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, pad: int = 2) -> Path:
+    """Save (N, 1, H, W) images in [-1, 1] as one PNG grid (:func:`grid_array`)."""
+    from PIL import Image
+
+    grid = grid_array(images, nrow, pad)
+    return atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))

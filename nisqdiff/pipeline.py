@@ -1,0 +1,140 @@
+"""The diffusion pipeline: a trained U-Net, its schedule and a circuit executor, and the only way to sample.
+
+As diffusers' pipelines do, :class:`DiffusionPipeline` holds everything sampling needs: the U-Net (EMA
+weights), the :class:`~nisqdiff.diffusion.GaussianDiffusion` schedule rebuilt from the saved
+configuration, and the :class:`~nisqdiff.circuits.executor.CircuitExecutor` its circuits run on (the
+exact simulator by default, any device of :func:`nisqdiff.devices.make_device` otherwise).
+``nisqdiff sample``, ``evaluate --checkpoint``, ``report`` and IBM runs all sample through it.
+:meth:`DiffusionPipeline.from_pretrained` loads a training checkpoint or a pretrained folder;
+:meth:`DiffusionPipeline.save_pretrained` writes a pretrained folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from .circuits import CircuitExecutor, ExactSimulator, ExecutionLog
+from .diffusion import GaussianDiffusion, ScheduleConfig
+from .errors import UsageError
+from .models import UNet
+
+SAMPLERS = ("ddpm", "ddim")
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class DiffusionPipeline:
+    """``unet`` (an epsilon-predicting :class:`~nisqdiff.models.UNet`), ``schedule`` (a
+    :class:`~nisqdiff.diffusion.ScheduleConfig`, default the paper's) and ``executor`` (default the
+    exact simulator); ``info`` describes where the model came from (see
+    :func:`nisqdiff.checkpoints.load_model`)."""
+
+    def __init__(self, unet: UNet, schedule: ScheduleConfig | None = None, executor: CircuitExecutor | None = None,
+                 info: dict | None = None):  # fmt: skip
+        self.unet = unet.eval()
+        self.schedule = schedule or ScheduleConfig()
+        self.scheduler = GaussianDiffusion(self.schedule)
+        self.info = info or {"arch": unet.arch}
+        self.set_executor(executor or ExactSimulator())
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, expect_arch: str | None = None,
+                        executor: CircuitExecutor | None = None) -> DiffusionPipeline:  # fmt: skip
+        """The pipeline of a training checkpoint (its EMA weights) or a pretrained folder.
+        :class:`~nisqdiff.errors.CheckpointError` for anything unreadable or of another architecture."""
+        from .checkpoints import load_model
+
+        unet, schedule, info = load_model(source, expect_arch)
+        return cls(unet, schedule, executor, info)
+
+    def save_pretrained(self, directory: str | os.PathLike, **provenance) -> Path:
+        """Write the pretrained folder (``config.json`` and ``model.safetensors``, see
+        :func:`nisqdiff.checkpoints.save_pretrained`); ``provenance`` adds to the recorded dataset,
+        step, source and training command."""
+        from .checkpoints import save_pretrained
+
+        training = self.info.get("training", {})
+        record = {"dataset": self.info.get("dataset"), "step": self.info.get("step"), "source": self.info.get("source"),
+                  "source_sha256": self.info.get("sha256"), "command": self.info.get("command"), **provenance}  # fmt: skip
+        return save_pretrained(directory, self.unet, self.schedule, training, record)
+
+    @property
+    def arch(self) -> str:
+        return self.unet.arch
+
+    def set_executor(self, executor: CircuitExecutor) -> None:
+        """Run every circuit of the U-Net on ``executor`` from now on."""
+        self.executor = executor
+        self.unet.set_executor(executor)
+
+    def steps_per_batch(self, sampler: str, steps: int) -> int:
+        """Model calls per batch: T for DDPM, ``steps`` for DDIM."""
+        return self.scheduler.timesteps if sampler == "ddpm" else steps
+
+    def __call__(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
+                 seed: int = 0, torch_device: str = "cpu", progress=None, batches: list[int] | None = None) -> torch.Tensor:  # fmt: skip
+        """Generate ``num`` images (num, 1, 28, 28) in [-1, 1] on CPU.
+
+        ``sampler`` "ddpm" runs all T ancestral steps of the schedule (``steps`` is ignored), "ddim"
+        runs ``steps`` deterministic (eta 0) or stochastic steps. Batch b draws all its noise from a
+        generator seeded with ``seed * 1_000_003 + b``, so a (seed, batch_size) pair always gives the
+        same noise, whatever executes the circuits. ``progress`` is called once per denoising step of
+        each batch. ``batches`` (indices) generates only those batches (a resumed study), concatenated
+        in that order. :class:`~nisqdiff.errors.UsageError` for an unknown sampler, non-positive counts
+        or a DDIM step count outside [1, T].
+        """
+        if sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler '{sampler}'; valid: {', '.join(SAMPLERS)}")
+        if num <= 0 or batch_size <= 0:
+            raise UsageError(f"--num and --batch-size must be positive, got {num} and {batch_size}")
+        if sampler == "ddim":
+            self.scheduler.ddim_timesteps(steps)  # validates before any work
+        unet = self.unet.to(torch_device).eval()
+        out = []
+        for b in range(math.ceil(num / batch_size)) if batches is None else batches:
+            n = min(batch_size, num - b * batch_size)
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + b)
+            shape = (n, *IMAGE_SHAPE)
+            if sampler == "ddpm":
+                x = self.scheduler.ddpm_sample(unet, shape, gen, torch_device=torch_device, progress=progress)
+            else:
+                x = self.scheduler.ddim_sample(unet, shape, gen, steps=steps, eta=eta, torch_device=torch_device,
+                                               progress=progress)  # fmt: skip
+            out.append(x.cpu())
+        return torch.cat(out)
+
+    def generate(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
+                 seed: int = 0, torch_device: str = "cpu", show_progress: bool = True) -> tuple[torch.Tensor, dict]:  # fmt: skip
+        """:meth:`__call__` under a tqdm bar, with the run's metadata: the model's source, the sampling
+        settings and the executor's summary (calls, executions, seconds, standard errors)."""
+        from tqdm import tqdm
+
+        log = ExecutionLog(self.executor)
+        self.unet.set_executor(log)
+        per_batch = self.steps_per_batch(sampler, steps)
+        t0 = time.time()
+        try:
+            with tqdm(total=per_batch * -(-num // max(batch_size, 1)), desc=f"sample {self.arch} {sampler}", unit="step",
+                      disable=not show_progress) as bar:  # fmt: skip
+                images = self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
+        finally:
+            self.unet.set_executor(self.executor)
+        meta = {
+            "checkpoint": self.info.get("source"),
+            "checkpoint_sha256": self.info.get("sha256"),
+            "arch": self.arch,
+            "step": self.info.get("step"),
+            "num": num,
+            "sampler": sampler,
+            "steps": per_batch,
+            "eta": eta if sampler == "ddim" else None,
+            "batch_size": batch_size,
+            "seed": seed,
+            "device": log.summary(),
+            "wall_time_s": round(time.time() - t0, 2),
+        }
+        return images, meta

@@ -1,0 +1,206 @@
+"""The noise-degradation study behind ``nisqdiff report``: sample every device setting, resumably, then score.
+
+One model is sampled on every device setting (:class:`~nisqdiff.devices.DeviceSpec`, parsed from the
+grammar of :data:`nisqdiff.devices.factory.GRAMMAR`) with the same seeds (the same initial noise and,
+for eta > 0, the same per-step noise), so differences between settings come from the device alone.
+Each setting's images are saved per batch as they finish (``settings/<slug>/batch_NNN.pt``: the images,
+the device's record of that batch and its seconds, in one atomic file), so an interrupted study resumes
+at the first missing batch; ``study.json`` records what the study is (model hash, images, steps, seed,
+torch version and threads, ...) and a folder holding another study is refused. When every batch
+exists, :func:`evaluate_study` writes ``metrics.json`` (FID/KID/IS with intervals against the training
+set, pixel RMSE to noiseless, mean standard error, seconds) and ``circuits.json`` (per-circuit
+two-qubit gates and estimated success probability on each calibration), and
+:func:`nisqdiff.report.render_report` draws the tables and plots from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .devices import DeviceSpec
+from .errors import StudyError
+from .files import atomic_save, atomic_write_text
+
+FORMAT = "nisqdiff-study-2"
+STUDY_KEYS = ("checkpoint_sha256", "arch", "num", "steps", "eta", "seed", "batch_size", "shots", "trajectories",
+              "torch", "threads")  # fmt: skip
+
+
+def batch_path(out: Path, slug: str, b: int) -> Path:
+    """Where batch ``b`` of a setting's images is saved."""
+    return out / "settings" / slug / f"batch_{b:03d}.pt"
+
+
+def open_study(out: Path, identity: dict, specs: list[DeviceSpec]) -> dict:
+    """Create ``out/study.json`` or check that the one there is the same study (then add new settings).
+    :class:`~nisqdiff.errors.StudyError` when the folder holds another study or files of something else."""
+    path = out / "study.json"
+    if path.is_file():
+        study = json.loads(path.read_text())
+        if study.get("format") != FORMAT:
+            raise StudyError(f"{out} holds a study of another nisqdiff release (format {study.get('format')!r}); use a new --out")
+        diff = [f"{k} {study['identity'].get(k)!r} here vs {identity.get(k)!r} asked" for k in STUDY_KEYS
+                if study["identity"].get(k) != identity.get(k)]  # fmt: skip
+        if diff:
+            raise StudyError(f"{out} holds another study ({'; '.join(diff)}); use a new --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise StudyError(f"{out} is not empty and holds no study.json; use a new --out")
+    else:
+        study = {"format": FORMAT, "identity": identity, "settings": []}
+    known = {s["label"] for s in study["settings"]}
+    study["settings"] += [{"label": s.label, "profile": s.profile, "overrides": s.overrides} for s in specs if s.label not in known]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(study, indent=1) + "\n")
+    return study
+
+
+def spec_of(setting: dict) -> DeviceSpec:
+    """The :class:`DeviceSpec` of a setting recorded in ``study.json``."""
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in setting["overrides"].items()}
+    return DeviceSpec(setting["label"], setting["profile"], overrides)
+
+
+def run_study(
+    source: str | Path,
+    specs: list[DeviceSpec],
+    out: Path,
+    num: int = 500,
+    steps: int = 20,
+    seed: int = 0,
+    batch_size: int = 100,
+    shots: int = 1024,
+    trajectories: int = 8,
+    eta: float = 0.0,
+    data_dir: str | None = None,
+    num_real: int = 10000,
+    backbone: str = "classifier",
+    bootstrap: int = 50,
+    inception_path: str | None = None,
+) -> dict:
+    """Sample every setting of the model at ``source`` (checkpoint or pretrained folder; finished batches
+    are kept), then score them into ``out`` (:func:`evaluate_study`; :func:`nisqdiff.report.render_report`
+    draws the report from there). ``shots`` is recorded as the study's
+    default (the specs carry their own); ``trajectories`` applies to emulator settings, ``seed`` to
+    the sampling and every device. Returns the metrics (see :func:`evaluate_study`). Raises
+    :class:`~nisqdiff.errors.StudyError` (another study in ``out``) and the errors of the model,
+    devices and data."""
+    from tqdm import tqdm
+
+    from .circuits import ExecutionLog
+    from .devices import make_device
+    from .devices.base import call_seed
+    from .devices.profiles import KIND_OPTIONS
+    from .pipeline import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(source)
+    identity = {"checkpoint": str(source), "checkpoint_sha256": pipe.info["sha256"], "arch": pipe.arch,
+                "dataset": pipe.info["dataset"], "num": num, "steps": steps, "eta": eta, "seed": seed,
+                "batch_size": batch_size, "shots": shots, "trajectories": trajectories, "torch": torch.__version__,
+                "threads": torch.get_num_threads(), "nisqdiff": __version__}  # fmt: skip
+    devices = {}
+    for spec in specs:  # every device is built before anything is written: bad settings fail first
+        kind = spec.options()["kind"]
+        extra = {k: v for k, v in {"seed": seed, "trajectories": trajectories}.items() if k in KIND_OPTIONS[kind]}
+        devices[spec.label] = make_device(spec, **extra)
+    study = open_study(out, identity, specs)
+    n_batches = math.ceil(num / batch_size)
+    todo = {s.label: [b for b in range(n_batches) if not batch_path(out, s.slug, b).is_file()] for s in specs}
+    with tqdm(total=steps * sum(len(v) for v in todo.values()), desc=f"study {pipe.arch}", unit="step") as bar:
+        for spec in specs:
+            device = devices[spec.label]
+            bar.set_postfix_str(spec.label)
+            for b in todo[spec.label]:
+                t0 = time.time()
+                device.reseed(call_seed(seed, b))  # batch b draws the same device noise when resumed
+                log = ExecutionLog(device)
+                pipe.set_executor(log)
+                images = pipe(num, "ddim", steps, eta, batch_size, seed, progress=bar.update, batches=[b])
+                record = {"images": images, "device": log.summary(), "seconds": time.time() - t0}
+                atomic_save(record, batch_path(out, spec.slug, b))
+    return evaluate_study(out, study, pipe, data_dir, num_real, backbone, bootstrap, inception_path)
+
+
+def load_batches(out: Path, setting: dict, num: int, batch_size: int) -> tuple[torch.Tensor, list[dict], float]:
+    """(images (num, 1, 28, 28), the device record of every batch, total sampling seconds) of a setting."""
+    slug = spec_of(setting).slug
+    records = [torch.load(batch_path(out, slug, b), weights_only=True) for b in range(math.ceil(num / batch_size))]
+    images = torch.cat([r["images"] for r in records])[:num]
+    return images, [r["device"] for r in records], sum(r["seconds"] for r in records)
+
+
+def complete_settings(out: Path, study: dict) -> list[dict]:
+    """The settings of ``study`` whose every batch is saved (settings added by an unfinished run stay out)."""
+    ident = study["identity"]
+    n_batches = math.ceil(ident["num"] / ident["batch_size"])
+    return [s for s in study["settings"] if all(batch_path(out, spec_of(s).slug, b).is_file() for b in range(n_batches))]
+
+
+def describe_setting(setting: dict) -> dict:
+    """What the report tabulates of a setting: kind, calibration, noise scale, shots, readout, zne and
+    the shots per circuit execution (ZNE runs every circuit once per noise factor)."""
+    opts = spec_of(setting).options()
+    noisy = opts["kind"] in ("emulator", "aer-noisy")
+    shots = opts.get("shots") if opts["kind"] not in ("noiseless", "depolarized") else None
+    zne = bool(opts.get("zne"))
+    return {"kind": opts["kind"], "calibration": opts.get("calibration") if noisy else None,
+            "noise_scale": opts.get("noise_scale") if noisy else None, "shots": shots,
+            "readout": bool(opts.get("mitigate_readout")), "zne": zne,
+            "shots_per_execution": (shots or 0) * (len(opts["zne"]) if zne else 1) or None}  # fmt: skip
+
+
+def evaluate_study(out: Path, study: dict, pipe, data_dir, num_real: int, backbone: str, bootstrap: int,
+                   inception_path: str | None = None) -> dict:  # fmt: skip
+    """``metrics.json`` (one row per complete setting: its description, FID with interval, paired FID
+    difference to noiseless, KID, IS, pixel RMSE to noiseless, mean standard error of <Z>, sampling
+    seconds) and ``circuits.json`` of a sampled study. Returns the metrics document."""
+    from .data import load_images
+    from .metrics import score_image_sets
+
+    ident = study["identity"]
+    settings = complete_settings(out, study)
+    loaded = {s["label"]: load_batches(out, s, ident["num"], ident["batch_size"]) for s in settings}
+    images = {label: v[0] for label, v in loaded.items()}
+    real, _ = load_images(ident["dataset"], "train", data_dir, num_real)
+    reference = next((s["label"] for s in settings if describe_setting(s)["kind"] == "noiseless"), None)
+    metrics = score_image_sets(images, real, backbone, ident["dataset"], inception_path, bootstrap=bootstrap,
+                               reference=reference, seed=ident["seed"])  # fmt: skip
+    rows = []
+    for s in settings:
+        _, records, seconds = loaded[s["label"]]
+        calls = sum(d.get("device_calls", 0) for d in records)
+        rows.append({"setting": s["label"], **describe_setting(s),
+                     **{k: v for k, v in metrics[s["label"]].items() if k != "backbone"},
+                     "pixel_rmse_vs_noiseless": pixel_rmse(images[s["label"]], images[reference]) if reference else None,
+                     "mean_stderr": sum(d.get("mean_stderr", 0) * d.get("device_calls", 0) for d in records) / calls if calls else 0.0,
+                     "sampling_seconds": round(seconds, 2)})  # fmt: skip
+    result = {"study": ident, "backbone": next(iter(metrics.values()))["backbone"], "num_real": len(real), "settings": rows}
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1) + "\n")
+    calibrations = {r["calibration"] for r in rows if r["calibration"]}
+    atomic_write_text(out / "circuits.json", json.dumps(circuit_table(pipe.unet, calibrations), indent=1) + "\n")
+    return result
+
+
+def pixel_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over images of the per-image root-mean-square pixel difference (pixels in [-1, 1])."""
+    return float((a - b).square().flatten(1).mean(1).sqrt().mean())
+
+
+def circuit_table(unet, calibrations: set[str]) -> list[dict]:
+    """Per circuit of the model and calibration: two-qubit gates and depth, estimated success
+    probability and physical qubits (the transpilation every noisy device of the study uses)."""
+    from .calibration import circuit_stats
+    from .devices import EmulatorDevice
+
+    rows = []
+    for cal in sorted(calibrations):
+        dev = EmulatorDevice(cal)
+        for c in unet.circuit_inventory():
+            st = circuit_stats(dev.transpiled(c["ansatz"], c["weights"]), dev.snapshot)
+            rows.append({"calibration": cal, "circuit": c["name"], "ansatz": c["ansatz"], **st})
+    return rows
