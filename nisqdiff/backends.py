@@ -11,6 +11,7 @@ from __future__ import annotations
 from .errors import DeviceError
 
 MIN_QUBITS = 12
+OFFLINE = "check the network and the account, or work offline with a fake backend (--backend fake_sherbrooke)"
 
 
 def fake_backend_names(min_qubits: int = MIN_QUBITS) -> list[str]:
@@ -50,11 +51,15 @@ def resolve_backend(name: str):
                 "no IBM Quantum account: save one with QiskitRuntimeService.save_account(token=..., instance=...) or set "
                 "QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; for local testing use a fake backend (--backend fake_sherbrooke)"
             ) from None
+        except Exception as exc:  # noqa: BLE001 - offline, refused or garbled answers surface as many types
+            raise DeviceError(f"could not reach IBM Quantum ({type(exc).__name__}: {exc}); {OFFLINE}") from None
         try:
             backend = service.backend(name)
         except QiskitBackendNotFoundError:
             names = ", ".join(sorted(b.name for b in service.backends()))
             raise DeviceError(f"unknown backend '{name}' for this account; available: {names}") from None
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise DeviceError(f"could not reach IBM Quantum for backend '{name}' ({type(exc).__name__}: {exc}); {OFFLINE}") from None
     if backend.num_qubits < MIN_QUBITS:
         raise DeviceError(f"backend '{name}' has {backend.num_qubits} qubits; the circuits need {MIN_QUBITS}")
     return backend, service, local

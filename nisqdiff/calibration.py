@@ -23,6 +23,8 @@ from pathlib import Path
 
 from .errors import CalibrationError, UsageError
 
+SNAPSHOT_KEYS = ("name", "calibration_date", "num_qubits", "basis_gates", "qubits", "gates")
+MAX_NOISE_SCALE = 10.0
 SKIP_OPS = {"delay", "reset", "for_loop", "if_else", "switch_case", "while_loop", "id", "measure"}
 
 
@@ -54,11 +56,15 @@ def load_calibration(name: str) -> dict:
     if not path.is_file():
         path = calibration_dir() / f"{name}.json"
     if not path.is_file():
-        raise CalibrationError(f"unknown calibration '{name}'; valid: {', '.join(list_calibrations())} (or a snapshot file)")
+        raise CalibrationError(f"unknown calibration {name!r}; valid: {', '.join(list_calibrations())} (or a snapshot file)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CalibrationError(f"calibration snapshot {path} is not valid JSON: {exc}") from exc
+        snap = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"calibration snapshot {path} is not valid JSON: {exc}") from None
+    missing = [k for k in SNAPSHOT_KEYS if not isinstance(snap, dict) or k not in snap]
+    if missing:
+        raise CalibrationError(f"calibration snapshot {path} lacks {', '.join(missing)}; pull it again")
+    return snap
 
 
 def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None, name: str | None = None) -> Path:
@@ -73,8 +79,12 @@ def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None
     import qiskit_ibm_runtime
 
     from .backends import resolve_backend
-    from .files import atomic_write_text
+    from .files import atomic_write_text, check_name, check_writable
 
+    if name is not None:
+        check_name(name)
+    if out_dir is not None:
+        check_writable(out_dir)
     backend, _, local = resolve_backend(backend_name)
     if not local and hasattr(backend, "refresh"):
         backend.refresh()
@@ -83,7 +93,7 @@ def pull_calibration(backend_name: str, out_dir: str | os.PathLike | None = None
     snap = snapshot_from_backend(
         backend, f"{where} {backend.name}, qiskit-ibm-runtime {qiskit_ibm_runtime.__version__}, pulled {today}"
     )
-    name = name or f"{backend.name}-{(snap['calibration_date'] or today)[:10]}"
+    name = check_name(name or f"{backend.name}-{(snap['calibration_date'] or today)[:10]}")
     snap["name"] = name
     path = Path(out_dir or user_calibration_dir()) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,6 +149,16 @@ def readout_probs(qubit: dict, scale: float = 1.0) -> tuple[float, float]:
     return min(qubit["prob_meas1_prep0"] * scale, 1.0), min(qubit["prob_meas0_prep1"] * scale, 1.0)
 
 
+def check_noise_scale(scale: float) -> float:
+    """``scale`` if it is a finite noise scale in [0, MAX_NOISE_SCALE] (10x the calibration's error
+    rates; every rate is capped at its physical limit there), else :class:`~nisqdiff.errors.UsageError`."""
+    import math
+
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and 0 <= scale <= MAX_NOISE_SCALE):
+        raise UsageError(f"--noise-scale must be a number in [0, {MAX_NOISE_SCALE:g}], got {scale}")
+    return float(scale)
+
+
 def readout_errors(snapshot: dict, qubits, scale: float = 1.0) -> list[tuple[float, float]]:
     """[(P(1|0), P(0|1))] of the snapshot's physical ``qubits`` (in that order) at ``scale``: what a
     device needs to emulate or invert readout errors, without reading the snapshot's layout itself."""
@@ -162,8 +182,7 @@ def target(snapshot: dict, scale: float = 1.0):
     from qiskit.providers import QubitProperties
     from qiskit.transpiler import InstructionProperties, Target
 
-    if scale < 0:
-        raise UsageError(f"--noise-scale must be >= 0, got {scale}")
+    check_noise_scale(scale)
     ops = {"sx": SXGate(), "x": XGate(), "rz": RZGate(Parameter("lambda")), "ecr": ECRGate(), "cz": CZGate(), "cx": CXGate()}
 
     def longer(t):

@@ -91,7 +91,7 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 @app.command()
 @friendly_errors
 def train(
-    arch: str = typer.Option("1hqconv", help="architecture (see `nisqdiff archs`)"),
+    arch: Optional[str] = typer.Option(None, help="architecture (see `nisqdiff archs`) [default: 1hqconv, or the resumed run's]"),
     dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
     epochs: Optional[float] = typer.Option(
         None, help="epochs (passes over the training set) [default: 20, or the resumed run's]"
@@ -118,10 +118,12 @@ def train(
 
     from .training import TrainConfig, train as run_training
 
-    if threads:
+    if threads is not None:
+        if threads < 1:
+            raise_usage(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     cfg = TrainConfig(
-        arch=arch,
+        arch=arch or (None if resume else "1hqconv"),
         dataset=dataset,
         epochs=epochs,
         max_steps=max_steps,
@@ -170,15 +172,26 @@ def sample(
     dry_run: bool = typer.Option(False, help="device ibm: print what would be submitted and the QPU time estimate"),
     resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
+    overwrite: bool = typer.Option(False, help="replace samples already in --out"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
     from .device_runs import SampleRun, dry_run_plan, execute, open_run
     from .devices import IBMDevice, load_profile
-    from .files import atomic_save, atomic_write_text
+    from .files import RunLock, atomic_save, atomic_write_text
     from .images import save_grid
 
     run = None
+    if resume is not None:
+        given = [name for name, value, default in (
+            ("--checkpoint", checkpoint, None), ("--device", device, "noiseless"), ("--shots", shots, None),
+            ("--device-seed", device_seed, None), ("--calibration", calibration, None), ("--noise-scale", noise_scale, None),
+            ("--trajectories", trajectories, None), ("--mitigate-readout", mitigate_readout, False),
+            ("--backend", backend, None), ("--execution-mode", execution_mode, None), ("--job-timeout", job_timeout, None),
+            ("--num", num, 64), ("--sampler", sampler, "ddim"), ("--steps", steps, 50), ("--eta", eta, 0.0),
+            ("--seed", seed, 0), ("--dry-run", dry_run, False)) if value != default]  # fmt: skip
+        if given:
+            raise_usage(f"--resume takes every setting from the run's manifest; drop {', '.join(given)}")
     if resume is None:
         if checkpoint is None:
             raise_usage("--checkpoint is required (or --resume DIR of an earlier device run)")
@@ -199,11 +212,13 @@ def sample(
         plan = dry_run_plan(pipe, qdevice, run.num, pipe.steps_per_batch(run.sampler, run.steps))
         _print_plan(plan, pipe.arch, run.num, run.sampler)
         return
-    images, meta = execute(run, pipe, qdevice, manifest, out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_save({"images": images, "meta": meta}, out / "samples.pt")
-    save_grid(images[:64], out / "samples.png")
-    atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
+    if (out / "samples.pt").exists() and not overwrite:
+        raise_usage(f"{out} already holds samples; pass --overwrite to replace them or choose another --out")
+    with RunLock(out):
+        images, meta = execute(run, pipe, qdevice, manifest, out)
+        atomic_save({"images": images, "meta": meta}, out / "samples.pt")
+        save_grid(images[:64], out / "samples.png")
+        atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
     typer.echo(json.dumps(meta))
 
 
@@ -224,12 +239,15 @@ def export(
     """Write a model as a pretrained folder: config.json (architecture, schedule, training configuration,
     provenance) and its EMA weights as model.safetensors; every command that takes --checkpoint reads it."""
     from .checkpoints import CONFIG_FILE
+    from .files import RunLock, check_writable
     from .pipeline import DiffusionPipeline
 
+    check_writable(out)
     if (out / CONFIG_FILE).exists() and not overwrite:
         raise_usage(f"{out} already holds a pretrained model; pass --overwrite to replace it")
     pipe = DiffusionPipeline.from_pretrained(checkpoint)
-    pipe.save_pretrained(out)
+    with RunLock(out):
+        pipe.save_pretrained(out)
     typer.echo(f"{out}: {pipe.arch}, step {pipe.info['step']}, schedule T={pipe.schedule.timesteps} {pipe.schedule.schedule}")
 
 
@@ -288,12 +306,16 @@ def evaluate(
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
     from .data import check_dataset, load_images
-    from .files import atomic_write_text
+    from .files import atomic_write_text, check_writable
     from .metrics import compute_metrics, load_backbone
     from .pipeline import DiffusionPipeline
 
     if (checkpoint is None) == (samples is None):
         raise_usage("give exactly one of --checkpoint or --samples")
+    if num_real is not None and num_real < 2:
+        raise_usage(f"--num-real must be at least 2, got {num_real}")
+    if out is not None:
+        check_writable(out, "file")
     if samples is not None:
         images, meta = _load_samples(samples)
         model_dataset = None
@@ -302,6 +324,9 @@ def evaluate(
         default_out = samples.with_name("metrics.json")
     else:
         pipe = DiffusionPipeline.from_pretrained(checkpoint)
+        pipe.check(num, sampler, steps, eta, batch_size, seed)
+        if num < 2:
+            raise_usage(f"--num must be at least 2 for FID, got {num}")
         model_dataset = pipe.info["dataset"]
         default_out = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "metrics_eval.json"
     ref = check_dataset(dataset or model_dataset or "mnist")
@@ -350,23 +375,29 @@ def report(
     per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch;
     --render DIR redraws a finished study without sampling or scoring."""
     from .devices import parse_settings
-    from .metrics import load_backbone
     from .report import render_report
-    from .study import run_study
+    from .study import plan_study, run_study
+
+    from .files import RunLock
 
     if render is not None:
-        typer.echo(f"report: {render_report(render)}")
+        if not (render / "study.json").is_file():
+            raise_usage(f"{render} holds no study.json: --render needs the --out folder of a finished study")
+        with RunLock(render):
+            typer.echo(f"report: {render_report(render)}")
         return
     specs = parse_settings(devices, shots)
     if checkpoint is None:
         raise_usage("--checkpoint is required (or --render DIR of a finished study)")
     inception = str(inception_weights) if inception_weights else None
-    load_backbone(backbone, "mnist", inception)  # a bad backbone fails before any sampling
-    result = run_study(checkpoint, specs, out, num, steps, seed, batch_size, shots, trajectories, eta,
-                       str(data_dir) if data_dir else None, num_real, backbone, bootstrap, inception)  # fmt: skip
+    plan = plan_study(checkpoint, specs, out, num, steps, seed, batch_size, shots, trajectories, eta,
+                      str(data_dir) if data_dir else None, num_real, backbone, bootstrap, inception)  # fmt: skip
+    with RunLock(out):
+        result = run_study(plan)
+        report_md = render_report(out)
     for r in result["settings"]:
         typer.echo(f"{r['setting']:<40} FID {r['fid']:8.2f}  KID {r['kid_mean']:.4f}  IS {r['is_mean']:.2f}")
-    typer.echo(f"report: {render_report(out)}")
+    typer.echo(f"report: {report_md}")
 
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Calibration snapshots of IBM devices.")

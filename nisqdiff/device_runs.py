@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .devices import IBMDevice, RunManifest, make_device
 from .errors import CheckpointError, NisqdiffError, UsageError
-from .files import file_sha256
-from .pipeline import DiffusionPipeline
+from .files import check_writable, file_sha256
+from .pipeline import DiffusionPipeline, check_torch_device
 
 
 class RunInterrupted(NisqdiffError):
@@ -47,7 +47,10 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     :class:`~nisqdiff.errors.UsageError` / :class:`~nisqdiff.errors.DeviceError` /
     :class:`~nisqdiff.errors.CheckpointError` for what cannot run."""
     manifest = None
-    if resume is not None:
+    if resume is None:
+        check_torch_device(run.torch_device)
+        check_writable(out)
+    else:
         manifest = RunManifest.load(resume)
         stored = manifest.data["run"]
         run = SampleRun(**{k: v for k, v in stored.items() if k in SampleRun.__dataclass_fields__})
@@ -59,6 +62,7 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     if not isinstance(device, IBMDevice) and resume is not None:
         raise UsageError(f"--resume applies to device kind ibm, not '{run.device}'")
     pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch, executor=device)
+    pipe.check(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed)
     if isinstance(device, IBMDevice):
         run.batch_size = run.num  # one PUB per circuit with every image: jobs = stages x steps
         if manifest is None and (out / "manifest.json").exists():

@@ -25,6 +25,21 @@ from .models import UNet
 
 SAMPLERS = ("ddpm", "ddim")
 IMAGE_SHAPE = (1, 28, 28)
+MAX_SEED = 2**40  # seed * 1_000_003 + batch must fit a 64-bit generator seed
+
+
+def check_torch_device(name: str) -> str:
+    """``name`` if torch knows it and it is there (cpu, cuda, cuda:N, ...), else
+    :class:`~nisqdiff.errors.UsageError` saying which exist."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown --torch-device '{name}'; valid: cpu, cuda, cuda:N (mps where torch has it)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--torch-device {name}: torch sees no CUDA device here; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--torch-device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return name
 
 
 class DiffusionPipeline:
@@ -75,6 +90,22 @@ class DiffusionPipeline:
         """Model calls per batch: T for DDPM, ``steps`` for DDIM."""
         return self.scheduler.timesteps if sampler == "ddpm" else steps
 
+    def check(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
+              seed: int = 0) -> None:  # fmt: skip
+        """Check sampling options before any work: a known sampler, ``num`` and ``batch_size`` >= 1, DDIM
+        ``steps`` in [1, T], ``eta`` finite in [0, 1], ``seed`` in [0, 2^40).
+        :class:`~nisqdiff.errors.UsageError` naming the option."""
+        if sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler '{sampler}'; valid: {', '.join(SAMPLERS)}")
+        if num <= 0 or batch_size <= 0:
+            raise UsageError(f"--num and --batch-size must be positive, got {num} and {batch_size}")
+        if sampler == "ddim":
+            self.scheduler.ddim_timesteps(steps)
+        if not (math.isfinite(eta) and 0 <= eta <= 1):
+            raise UsageError(f"--eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
+        if not 0 <= seed < MAX_SEED:
+            raise UsageError(f"--seed must be in [0, 2^40), got {seed}")
+
     def __call__(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
                  seed: int = 0, torch_device: str = "cpu", progress=None, batches: list[int] | None = None) -> torch.Tensor:  # fmt: skip
         """Generate ``num`` images (num, 1, 28, 28) in [-1, 1] on CPU.
@@ -84,15 +115,9 @@ class DiffusionPipeline:
         generator seeded with ``seed * 1_000_003 + b``, so a (seed, batch_size) pair always gives the
         same noise, whatever executes the circuits. ``progress`` is called once per denoising step of
         each batch. ``batches`` (indices) generates only those batches (a resumed study), concatenated
-        in that order. :class:`~nisqdiff.errors.UsageError` for an unknown sampler, non-positive counts
-        or a DDIM step count outside [1, T].
+        in that order. :class:`~nisqdiff.errors.UsageError` for the options :meth:`check` refuses.
         """
-        if sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler '{sampler}'; valid: {', '.join(SAMPLERS)}")
-        if num <= 0 or batch_size <= 0:
-            raise UsageError(f"--num and --batch-size must be positive, got {num} and {batch_size}")
-        if sampler == "ddim":
-            self.scheduler.ddim_timesteps(steps)  # validates before any work
+        self.check(num, sampler, steps, eta, batch_size, seed)
         unet = self.unet.to(torch_device).eval()
         out = []
         for b in range(math.ceil(num / batch_size)) if batches is None else batches:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ import torch
 from . import __version__
 from .devices import DeviceSpec
 from .errors import StudyError
-from .files import atomic_save, atomic_write_text
+from .files import LOCK_NAME, atomic_save, atomic_write_text
 
 FORMAT = "nisqdiff-study-2"
 STUDY_KEYS = ("checkpoint_sha256", "arch", "num", "steps", "eta", "seed", "batch_size", "shots", "trajectories",
@@ -49,7 +50,7 @@ def open_study(out: Path, identity: dict, specs: list[DeviceSpec]) -> dict:
                 if study["identity"].get(k) != identity.get(k)]  # fmt: skip
         if diff:
             raise StudyError(f"{out} holds another study ({'; '.join(diff)}); use a new --out")
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise StudyError(f"{out} is not empty and holds no study.json; use a new --out")
     else:
         study = {"format": FORMAT, "identity": identity, "settings": []}
@@ -66,7 +67,20 @@ def spec_of(setting: dict) -> DeviceSpec:
     return DeviceSpec(setting["label"], setting["profile"], overrides)
 
 
-def run_study(
+@dataclass
+class StudyPlan:
+    """A checked study, ready to run: the pipeline, one built device per setting, the identity and
+    the options that :func:`run_study` needs. Made by :func:`plan_study`, which writes nothing."""
+
+    pipe: object
+    specs: list
+    devices: dict
+    identity: dict
+    out: Path
+    options: dict
+
+
+def plan_study(
     source: str | Path,
     specs: list[DeviceSpec],
     out: Path,
@@ -82,48 +96,70 @@ def run_study(
     backbone: str = "classifier",
     bootstrap: int = 50,
     inception_path: str | None = None,
-) -> dict:
-    """Sample every setting of the model at ``source`` (checkpoint or pretrained folder; finished batches
-    are kept), then score them into ``out`` (:func:`evaluate_study`; :func:`nisqdiff.report.render_report`
-    draws the report from there). ``shots`` is recorded as the study's
-    default (the specs carry their own); ``trajectories`` applies to emulator settings, ``seed`` to
-    the sampling and every device. Returns the metrics (see :func:`evaluate_study`). Raises
-    :class:`~nisqdiff.errors.StudyError` (another study in ``out``) and the errors of the model,
-    devices and data."""
-    from tqdm import tqdm
-
-    from .circuits import ExecutionLog
+) -> StudyPlan:
+    """Check every option, load the model at ``source`` (checkpoint or pretrained folder) and build
+    every setting's device, writing nothing. ``shots`` is recorded as the study's default (the specs
+    carry their own); ``trajectories`` applies to emulator settings, ``seed`` to the sampling and
+    every device. :class:`~nisqdiff.errors.UsageError` for an option out of range, and the errors of
+    the model, devices and backbone."""
     from .devices import make_device
-    from .devices.base import call_seed
+    from .devices.base import check_shots
     from .devices.profiles import KIND_OPTIONS
+    from .errors import UsageError
+    from .files import check_writable
+    from .metrics import load_backbone
     from .pipeline import DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(source)
+    pipe.check(num, "ddim", steps, eta, batch_size, seed)
+    check_shots(shots)
+    for name, value, low in (("trajectories", trajectories, 2), ("bootstrap", bootstrap, 0), ("num-real", num_real, 2)):
+        if value < low:
+            raise UsageError(f"--{name} must be at least {low}, got {value}")
+    check_writable(out)
+    load_backbone(backbone, pipe.info["dataset"], inception_path)
     identity = {"checkpoint": str(source), "checkpoint_sha256": pipe.info["sha256"], "arch": pipe.arch,
                 "dataset": pipe.info["dataset"], "num": num, "steps": steps, "eta": eta, "seed": seed,
                 "batch_size": batch_size, "shots": shots, "trajectories": trajectories, "torch": torch.__version__,
                 "threads": torch.get_num_threads(), "nisqdiff": __version__}  # fmt: skip
     devices = {}
-    for spec in specs:  # every device is built before anything is written: bad settings fail first
+    for spec in specs:
         kind = spec.options()["kind"]
         extra = {k: v for k, v in {"seed": seed, "trajectories": trajectories}.items() if k in KIND_OPTIONS[kind]}
         devices[spec.label] = make_device(spec, **extra)
-    study = open_study(out, identity, specs)
-    n_batches = math.ceil(num / batch_size)
-    todo = {s.label: [b for b in range(n_batches) if not batch_path(out, s.slug, b).is_file()] for s in specs}
-    with tqdm(total=steps * sum(len(v) for v in todo.values()), desc=f"study {pipe.arch}", unit="step") as bar:
-        for spec in specs:
-            device = devices[spec.label]
+    options = {"data_dir": data_dir, "num_real": num_real, "backbone": backbone, "bootstrap": bootstrap,
+               "inception_path": inception_path}  # fmt: skip
+    return StudyPlan(pipe, specs, devices, identity, Path(out), options)
+
+
+def run_study(plan: StudyPlan) -> dict:
+    """Sample every setting of a planned study (finished batches are kept), then score them into
+    ``plan.out`` (:func:`evaluate_study`; :func:`nisqdiff.report.render_report` draws the report from
+    there). Hold the folder's :class:`~nisqdiff.files.RunLock` while it runs. Returns the metrics.
+    :class:`~nisqdiff.errors.StudyError` when the folder holds another study."""
+    from tqdm import tqdm
+
+    from .circuits import ExecutionLog
+    from .devices.base import call_seed
+
+    ident, out, pipe = plan.identity, plan.out, plan.pipe
+    study = open_study(out, ident, plan.specs)
+    n_batches = math.ceil(ident["num"] / ident["batch_size"])
+    todo = {s.label: [b for b in range(n_batches) if not batch_path(out, s.slug, b).is_file()] for s in plan.specs}
+    with tqdm(total=ident["steps"] * sum(len(v) for v in todo.values()), desc=f"study {pipe.arch}", unit="step") as bar:
+        for spec in plan.specs:
+            device = plan.devices[spec.label]
             bar.set_postfix_str(spec.label)
             for b in todo[spec.label]:
                 t0 = time.time()
-                device.reseed(call_seed(seed, b))  # batch b draws the same device noise when resumed
+                device.reseed(call_seed(ident["seed"], b))  # batch b draws the same device noise when resumed
                 log = ExecutionLog(device)
                 pipe.set_executor(log)
-                images = pipe(num, "ddim", steps, eta, batch_size, seed, progress=bar.update, batches=[b])
+                images = pipe(ident["num"], "ddim", ident["steps"], ident["eta"], ident["batch_size"], ident["seed"],
+                              progress=bar.update, batches=[b])  # fmt: skip
                 record = {"images": images, "device": log.summary(), "seconds": time.time() - t0}
                 atomic_save(record, batch_path(out, spec.slug, b))
-    return evaluate_study(out, study, pipe, data_dir, num_real, backbone, bootstrap, inception_path)
+    return evaluate_study(out, study, pipe, **plan.options)
 
 
 def load_batches(out: Path, setting: dict, num: int, batch_size: int) -> tuple[torch.Tensor, list[dict], float]:

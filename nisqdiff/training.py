@@ -22,11 +22,11 @@ from tqdm import tqdm
 from . import data
 from .checkpoints import load_checkpoint, load_model, save_checkpoint
 from .diffusion import GaussianDiffusion, ScheduleConfig
-from .errors import TrainingError
-from .files import atomic_write_text
+from .errors import TrainingError, UsageError
+from .files import RunLock, atomic_write_text, check_writable, remove_orphans
 from .images import save_grid
 from .models import UNet, get_arch
-from .pipeline import DiffusionPipeline
+from .pipeline import DiffusionPipeline, check_torch_device
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -109,7 +109,35 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int, cache: dict) ->
 
 
 def _run_exists(out: Path) -> bool:
-    return (out / CHECKPOINT).exists() or (out / "config.json").exists()
+    """A folder holds a run once its first checkpoint exists (a run stopped before it counts as empty)."""
+    return (out / CHECKPOINT).exists()
+
+
+def validate(cfg: TrainConfig, resume: bool = False) -> None:
+    """Check every option of ``cfg`` before anything is written: names, finite positive counts, a seed
+    that fits in 63 bits, and options that need each other. :class:`~nisqdiff.errors.UsageError`
+    naming the option (what a fresh run and a resume's overrides must satisfy alike; on resume
+    ``arch`` None means the run's own)."""
+    if cfg.arch is not None or not resume:
+        get_arch(cfg.arch)
+    data.check_dataset(cfg.dataset)
+    if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
+        raise UsageError(f"--epochs must be a positive finite number, got {cfg.epochs}")
+    for name in ("max_steps", "batch_size", "subset"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if not 0 <= cfg.seed < 2**63:
+        raise UsageError(f"--seed must be in [0, 2^63), got {cfg.seed}")
+    if cfg.grid_images < 0:
+        raise UsageError(f"--grid-images must be >= 0, got {cfg.grid_images}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise UsageError(f"the learning rate must be a positive finite number, got {cfg.lr}")
+    if cfg.freeze_classical and not cfg.init_from and not resume:
+        raise UsageError("--freeze-classical needs --init-from CKPT (it trains only the circuits of a transferred model)")
+    if cfg.init_from and not Path(cfg.init_from).exists():
+        raise UsageError(f"--init-from {cfg.init_from} does not exist")
+    ScheduleConfig.from_dict(cfg.schedule)
 
 
 def transfer_from_classical(model: UNet, source: str, include_vertex: bool = False) -> list[str]:
@@ -146,38 +174,31 @@ def train(
 
     Writes, each epoch and at the end: ``checkpoint.pt`` (atomic; architecture and configuration,
     model and EMA weights, optimiser state, step, RNG state), ``samples_stepN.png`` (EMA, DDIM) and
-    one JSON line in ``metrics.jsonl``. Returns the last metrics record. Raises
-    :class:`TrainingError` if ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is
-    set, or if the loss becomes non-finite (the last good checkpoint is kept);
-    ``ValueError``/:class:`~nisqdiff.data.DataError` for bad names or data.
+    one JSON line in ``metrics.jsonl``, in that order. Every option is checked and the data loaded
+    before anything is written; the run folder is locked for the whole run (:class:`~nisqdiff.files.RunLock`).
+    A resume first writes again what belongs to the last checkpoint and is missing (its metrics line,
+    its grid) and removes orphan temporary files. Returns the last metrics record. Raises
+    :class:`~nisqdiff.errors.TrainingError` if ``out_dir`` holds a run and neither ``resume`` nor
+    ``overwrite`` is set (or both are), or if the loss becomes non-finite (the last good checkpoint is
+    kept); :class:`~nisqdiff.errors.UsageError` / :class:`~nisqdiff.errors.DataError` for bad options or data.
     """
     out = Path(out_dir)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other; give one")
+    validate(cfg, resume)
+    check_torch_device(cfg.torch_device)
+    check_writable(out)
+    ckpt = None
     if resume:
         ckpt = load_checkpoint(out / CHECKPOINT)
-        stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
-        command = ckpt.get("command")
-        if cfg.arch != stored.arch:
-            raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
-        if cfg.epochs is not None:
-            stored.epochs, stored.max_steps = cfg.epochs, None
-        if cfg.max_steps is not None:
-            stored.max_steps = cfg.max_steps
-        stored.torch_device = cfg.torch_device  # a run may continue on another torch device
-        cfg = stored
+        cfg = _resumed_config(cfg, ckpt, out)
     elif _run_exists(out) and not overwrite:
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    else:
-        command = shlex.join(["nisqdiff", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nisqdiff" else None
     if cfg.epochs is None:
         cfg.epochs = 20.0
-    get_arch(cfg.arch)
-    data.check_dataset(cfg.dataset)
     images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
-    images = images.to(cfg.torch_device)
-    n = images.shape[0]
-    if n < cfg.batch_size:
-        raise TrainingError(f"batch size {cfg.batch_size} exceeds the {n} training images; lower --batch-size")
-
+    if images.shape[0] < cfg.batch_size:
+        raise TrainingError(f"batch size {cfg.batch_size} exceeds the {images.shape[0]} training images; lower --batch-size")
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.arch)
     if cfg.init_from and not resume:
@@ -188,21 +209,46 @@ def train(
             raise TrainingError(f"--freeze-classical leaves nothing to train: '{cfg.arch}' has no circuits")
         for p in model.parameters():
             p.requires_grad_(id(p) in circuit_params)
+    with RunLock(out):
+        if not resume and _run_exists(out) and not overwrite:  # another run got here first
+            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+        return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress)
+
+
+def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
+    """The stored configuration of the run in ``out``, with the new target (epochs or max steps) and torch device."""
+    stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
+    if cfg.arch is not None and cfg.arch != stored.arch:
+        raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
+    if cfg.epochs is not None:
+        stored.epochs, stored.max_steps = cfg.epochs, None
+    if cfg.max_steps is not None:
+        stored.max_steps = cfg.max_steps
+    stored.torch_device = cfg.torch_device  # a run may continue on another torch device
+    return stored
+
+
+def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt: dict | None, show_progress: bool) -> dict:
+    """The training loop of :func:`train`, with the run folder locked."""
     model.to(cfg.torch_device)
+    n = images.shape[0]
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
     step, wall_offset = 0, 0.0
-    if resume:
+    if ckpt is not None:
+        command = ckpt.get("command")
         model.load_state_dict(ckpt["model"])  # load_state_dict copies into the tensors' own device
         ema.model.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
         step, wall_offset = ckpt["step"], ckpt["wall_time"]
         torch.set_rng_state(ckpt["rng_state"])
+        _complete_last_save(out, cfg, ema, ckpt)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / METRICS).unlink(missing_ok=True)
-        (out / CHECKPOINT).unlink(missing_ok=True)  # only reached for a new run or with --overwrite
+        command = shlex.join(["nisqdiff", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nisqdiff" else None
+        remove_orphans(out)
+        for old in [out / METRICS, out / CHECKPOINT, *out.glob("samples_step*.png")]:
+            old.unlink(missing_ok=True)  # only reached for a new run (a folder without checkpoint) or --overwrite
         atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
 
     diffusion = GaussianDiffusion(ScheduleConfig.from_dict(cfg.schedule))
@@ -250,12 +296,39 @@ def train(
     return record
 
 
+def _grid_path(out: Path, step: int) -> Path:
+    return out / f"samples_step{step:06d}.png"
+
+
+def _save_grid(out: Path, cfg: TrainConfig, ema_model, step: int) -> None:
+    pipe = DiffusionPipeline(ema_model, ScheduleConfig.from_dict(cfg.schedule))
+    grid = pipe(cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0, torch_device=cfg.torch_device)
+    save_grid(grid, _grid_path(out, step))
+
+
+def _append_metrics(out: Path, record: dict) -> None:
+    """Add ``record`` as the last line of ``metrics.jsonl`` (the whole file rewritten atomically)."""
+    path = out / METRICS
+    old = path.read_text() if path.is_file() else ""
+    atomic_write_text(path, old + json.dumps(record) + "\n")
+
+
+def _complete_last_save(out: Path, cfg: TrainConfig, ema: EMA, ckpt: dict) -> None:
+    """Write again what belongs to the checkpoint and a kill may have lost: its grid and its metrics
+    line (exactly once); remove orphan temporary files of interrupted atomic writes."""
+    remove_orphans(out)
+    step, record = ckpt["step"], ckpt.get("metrics") or {}
+    if cfg.grid_images and not _grid_path(out, step).is_file():
+        _save_grid(out, cfg, ema.model, step)
+    lines = [json.loads(x) for x in (out / METRICS).read_text().splitlines()] if (out / METRICS).is_file() else []
+    if record.get("step") == step and not any(r.get("step") == step for r in lines):
+        _append_metrics(out, record)
+
+
 def _save(out: Path, cfg: TrainConfig, model, ema: EMA, opt, step: int, wall: float, record: dict, command) -> None:
-    """The checkpoint, then the EMA sample grid, then the metrics line of step ``step``."""
+    """The checkpoint, then the EMA sample grid, then the metrics line of step ``step`` (a resume
+    completes what a kill in between left out, see :func:`_complete_last_save`)."""
     save_checkpoint(out / CHECKPOINT, asdict(cfg), model, ema.model, opt, step, wall, record, command)
     if cfg.grid_images:
-        pipe = DiffusionPipeline(ema.model, ScheduleConfig.from_dict(cfg.schedule))
-        grid = pipe(cfg.grid_images, "ddim", cfg.grid_ddim_steps, batch_size=cfg.grid_images, seed=0, torch_device=cfg.torch_device)
-        save_grid(grid, out / f"samples_step{step:06d}.png")
-    with open(out / METRICS, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+        _save_grid(out, cfg, ema.model, step)
+    _append_metrics(out, record)

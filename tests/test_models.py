@@ -61,3 +61,16 @@ def test_executor_is_the_only_path_to_circuits():
         assert [(c["ansatz"], (1, images * c["inputs_per_image"], 12), (1, 84)) for c in stages.values()] == recording.calls
     assert [c["inputs_per_image"] for c in UNet("quanv").circuit_inventory()] == [49] * 4 + [1] * 4
     assert len(UNet("fullhqconv").circuit_inventory()) == 56 and len(UNet("classical").circuit_inventory()) == 0
+
+
+def test_parameter_order_of_saved_checkpoints_is_kept():
+    """Optimiser states in checkpoints are keyed by parameter position: the order must not move."""
+    from nisqdiff.models.layers import ResBlock
+
+    names = [n for n, _ in ResBlock(10, 20, 40).named_parameters()]
+    assert names == ["mlp.1.weight", "mlp.1.bias", "proj1.weight", "proj1.bias", "norm1.weight", "norm1.bias",
+                     "proj2.weight", "proj2.bias", "norm2.weight", "norm2.bias", "res_conv.weight", "res_conv.bias"]  # fmt: skip
+    hybrid = [n for n, _ in UNet("1hqconv").mid_block1.named_parameters()]
+    assert hybrid[:6] == ["mlp.1.weight", "mlp.1.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    assert hybrid[6:] == ["hconv1.circuits.weights", "hconv1.conv.weight", "hconv1.conv.bias", "hconv2.circuits.weights",
+                          "hconv2.conv.weight", "hconv2.conv.bias"]  # fmt: skip

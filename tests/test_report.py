@@ -10,7 +10,7 @@ from nisqdiff.cli import app
 from nisqdiff.devices import DeviceSpec, make_device, parse_setting, parse_settings
 from nisqdiff.errors import StudyError, UsageError
 from nisqdiff.report import render_report
-from nisqdiff.study import run_study
+from nisqdiff.study import plan_study, run_study
 
 
 def test_device_strings_parse_into_a_profile_and_overrides():
@@ -67,7 +67,7 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
     out = tmp_path / "study"
     settings = parse_settings("noiseless,depolarized,shots:16,emulator:fake_sherbrooke@1/16+readout", 16)
     kwargs = dict(num=4, steps=2, batch_size=2, shots=16, trajectories=4, data_dir=str(data_dir), num_real=64, bootstrap=3)
-    result = run_study(ckpt, settings, out, **kwargs)
+    result = run_study(plan_study(ckpt, settings, out, **kwargs))
     render_report(out)
     labels = [r["setting"] for r in result["settings"]]
     assert labels == ["noiseless", "depolarized", "shots:16", "emulator:fake_sherbrooke@1/16+readout"]
@@ -97,7 +97,7 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
     before = torch.load(batch, weights_only=True)
     batch.unlink()
     stamp = (out / "settings" / "noiseless" / "batch_000.pt").stat().st_mtime_ns
-    again = run_study(ckpt, settings, out, **kwargs)
+    again = run_study(plan_study(ckpt, settings, out, **kwargs))
     after = torch.load(batch, weights_only=True)
     assert torch.equal(after["images"], before["images"])
     assert {k: v for k, v in after["device"].items() if "seconds" not in k} == {
@@ -108,7 +108,7 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
         assert {k: v for k, v in r0.items() if k != "sampling_seconds"} == {k: v for k, v in r1.items() if k != "sampling_seconds"}
 
     with pytest.raises(StudyError, match="holds another study \\(num 4 here vs 6 asked"):
-        run_study(ckpt, settings, out, **{**kwargs, "num": 6})
+        run_study(plan_study(ckpt, settings, out, **{**kwargs, "num": 6}))
 
 
 def test_report_cli_errors(tiny_checkpoint, tmp_path):

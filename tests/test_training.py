@@ -136,3 +136,67 @@ def test_ema_schedule():
     assert not torch.equal(ema.model.weight, model.weight)
     ema.update(model, 10)  # within the first 100 steps: copy
     assert torch.equal(ema.model.weight, model.weight)
+
+
+def _kill_once(monkeypatch, name):
+    """Make ``nisqdiff.training.<name>`` raise KeyboardInterrupt on its first call (a kill at that point)."""
+    import nisqdiff.training as training
+
+    real = getattr(training, name)
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, name, dying)
+
+
+def _without_times(path):
+    return [{k: v for k, v in json.loads(x).items() if k not in ("wall_time", "images_per_s")} for x in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("kill_at", ["_save_grid", "_append_metrics"])
+def test_a_kill_between_checkpoint_grid_and_metrics_is_completed_on_resume(kill_at, data_dir, tmp_path, monkeypatch):
+    cfg = dict(grid_images=2, grid_ddim_steps=2)
+    train(_cfg(max_steps=6, **cfg), tmp_path / "straight", data_dir, show_progress=False)
+    _kill_once(monkeypatch, kill_at)
+    with pytest.raises(KeyboardInterrupt):  # killed right after the step-4 checkpoint was written
+        train(_cfg(max_steps=6, **cfg), tmp_path / "killed", data_dir, show_progress=False)
+    killed = tmp_path / "killed"
+    assert load_checkpoint(killed / "checkpoint.pt")["step"] == 4 and not (killed / "metrics.jsonl").exists()
+    (killed / "checkpoint.ptabc123.tmp").write_bytes(b"half a file")  # an interrupted atomic write's orphan
+    train(_cfg(max_steps=6, **cfg), killed, data_dir, resume=True, show_progress=False)
+    a, b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
+    assert all(torch.equal(a[k][n], b[k][n]) for k in ("model", "ema") for n in a[k])
+    assert _without_times(killed / "metrics.jsonl") == _without_times(tmp_path / "straight" / "metrics.jsonl")
+    assert [r["step"] for r in _without_times(killed / "metrics.jsonl")] == [4, 6]  # the lost line, exactly once
+    for grid in ("samples_step000004.png", "samples_step000006.png"):
+        assert (killed / grid).read_bytes() == (tmp_path / "straight" / grid).read_bytes()
+    assert not list(killed.glob("*.tmp"))
+
+
+def test_one_writer_per_run_folder(data_dir, tmp_path):
+    import os
+
+    from nisqdiff.errors import UsageError
+    from nisqdiff.files import RunLock
+
+    train(_cfg(max_steps=1), tmp_path / "run", data_dir, show_progress=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with RunLock(tmp_path / "run"):  # a run still going in this folder
+        for kwargs in ({"resume": True}, {"overwrite": True}):
+            with pytest.raises(UsageError, match=f"in use by another nisqdiff run \\(PID {os.getpid()}\\)"):
+                train(_cfg(max_steps=2), tmp_path / "run", data_dir, show_progress=False, **kwargs)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    train(_cfg(max_steps=2), tmp_path / "run", data_dir, resume=True, show_progress=False)  # free again
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+
+
+def test_a_folder_that_never_reached_its_first_checkpoint_counts_as_empty(data_dir, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")  # a run killed before its first checkpoint
+    train(_cfg(max_steps=1), tmp_path / "run", data_dir, show_progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 1

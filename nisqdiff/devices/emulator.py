@@ -64,8 +64,11 @@ class EmulatorDevice(SamplerDevice):
     ):
         from ..calibration import load_calibration, target
 
-        if noise_scale < 0:
-            raise UsageError(f"--noise-scale must be >= 0, got {noise_scale}")
+        from ..calibration import check_noise_scale
+
+        check_noise_scale(noise_scale)
+        if trajectories < 2:
+            raise UsageError(f"--trajectories must be at least 2 (their spread is the standard error), got {trajectories}")
         self.snapshot = load_calibration(calibration)
         self.transpile_options = {"target": target(self.snapshot, 1.0)}  # what aer-noisy transpiles against
         self.shots = None if shots is None else check_shots(shots)

@@ -56,19 +56,19 @@ def parse_setting(text: str, default_shots: int = 1024) -> DeviceSpec:
         return DeviceSpec(text, text)
     if text.startswith("shots:"):
         if not text[6:].isdigit() or int(text[6:]) < 2:
-            raise StudyError(f"device '{text}': shots must be an integer >= 2; grammar: {GRAMMAR}")
+            raise StudyError(f"device {text!r}: shots must be an integer >= 2; grammar: {GRAMMAR}")
         return DeviceSpec(text, "shots", {"shots": int(text[6:])})
     m = _NOISY.match(text)
     if m is None:
         kind = text.split(":", 1)[0]
         if kind not in SETTING_KINDS:
-            raise StudyError(f"unknown device kind '{kind}' in '{text}'; valid: {', '.join(SETTING_KINDS)}; grammar: {GRAMMAR}")
-        raise StudyError(f"device '{text}' does not parse; grammar: {GRAMMAR}")
+            raise StudyError(f"unknown device kind {kind!r} in {text!r}; valid: {', '.join(SETTING_KINDS)}; grammar: {GRAMMAR}")
+        raise StudyError(f"device {text!r} does not parse; grammar: {GRAMMAR}")
     kind, calibration, scale, shots, extras = m.groups()
     options = [e for e in extras.split("+") if e]
     bad = [e for e in options if e not in ("readout", "zne") or (e == "zne" and kind != "emulator")]
     if bad or len(set(options)) != len(options):
-        raise StudyError(f"device '{text}': unknown or repeated option(s) {', '.join(bad) or options}; grammar: {GRAMMAR}")
+        raise StudyError(f"device {text!r}: unknown or repeated option(s) {', '.join(bad) or options}; grammar: {GRAMMAR}")
     from ..calibration import load_calibration
 
     load_calibration(calibration)  # unknown name -> CalibrationError listing the valid ones

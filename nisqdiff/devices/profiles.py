@@ -27,6 +27,13 @@ KIND_OPTIONS = {
 }  # fmt: skip
 
 
+OPTION_TYPES = {
+    "shots": int, "seed": int, "calibration": str, "noise_scale": (int, float), "trajectories": int, "backend": str,
+    "sampler": str, "optimization_level": int, "mitigate_readout": bool, "zne": tuple, "execution_mode": str,
+    "job_timeout": (int, float), "max_executions_per_job": int, "method": str, "torch_device": str,
+}  # fmt: skip
+
+
 def profile_dir() -> Path:
     return Path(str(resources.files("nisqdiff") / "profiles"))
 
@@ -71,6 +78,14 @@ def load_profile(name: str) -> dict:
     unknown = set(flat) - {"name", "kind", "description"} - KIND_OPTIONS[kind]
     if unknown:
         raise UsageError(f"device profile {path}: {', '.join(sorted(unknown))} not valid for kind '{kind}'")
+    for key, value in flat.items():
+        want = OPTION_TYPES.get(key)
+        wrong_bool = isinstance(value, bool) and want is not bool  # TOML true is not a number
+        if want is not None and (wrong_bool or not isinstance(value, want)):
+            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            raise UsageError(f"device profile {path}: {key} must be {names}, got {value!r}")
+    if "optimization_level" in flat and flat["optimization_level"] not in (0, 1, 2, 3):
+        raise UsageError(f"device profile {path}: optimization_level must be 0, 1, 2 or 3, got {flat['optimization_level']}")
     return flat
 
 

@@ -168,6 +168,9 @@ class AerNoisyDevice(AerDevice):
 
         if method not in self.METHODS:
             raise UsageError(f"unknown Aer method '{method}'; valid: {', '.join(self.METHODS)}")
+        from ..calibration import check_noise_scale
+
+        check_noise_scale(noise_scale)
         if method == "auto":
             method = "density_matrix" if shots >= self.DENSITY_MATRIX_SHOTS else "statevector"
         self.snapshot = load_calibration(calibration)

@@ -63,10 +63,12 @@ class ResBlock(nn.Module):
         super().__init__()
         self.dim_in, self.dim = dim_in, dim
         self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(time_dim, 2 * dim))
+        # this order fixes the order of parameters(), which optimiser states of saved checkpoints rely on
         if classical_convs:
             self.proj1 = WSConv2d(dim_in, dim, 3, padding=1)
-            self.proj2 = WSConv2d(dim, dim, 3, padding=1)
         self.norm1 = nn.GroupNorm(GROUPS, dim)
+        if classical_convs:
+            self.proj2 = WSConv2d(dim, dim, 3, padding=1)
         self.norm2 = nn.GroupNorm(GROUPS, dim)
         self.res_conv = nn.Conv2d(dim_in, dim, 1) if dim_in != dim else nn.Identity()
 
