@@ -23,7 +23,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``: a crash
-    never leaves half a file, and the temporary file is removed on failure. Returns ``path``."""
+    never leaves half a file, and the temporary file is removed on failure. Returns ``path``. An
+    ``OSError`` while writing (a full disk, a file-size limit) is raised with ``path`` as its filename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -34,6 +35,10 @@ def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

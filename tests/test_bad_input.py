@@ -158,6 +158,48 @@ def test_bad_command_line(command, message, files, tmp_path, monkeypatch):
     assert {"cwd": _snapshot(cwd), "inputs": _snapshot(files["text"].parent)} == before  # nothing written
 
 
+def test_a_real_backend_that_cannot_be_reached_is_one_line(tiny_checkpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", "dummy")
+    monkeypatch.setenv("QISKIT_IBM_INSTANCE", "crn:dummy")
+    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(tiny_checkpoint("classical")), "--device", "ibm",
+                                   "--backend", "ibm_brisbane", "--out", str(tmp_path / "x")])  # fmt: skip
+    assert res.exit_code == 2 and "could not reach IBM Quantum" in res.output and "fake_sherbrooke" in res.output
+    assert "dummy" not in res.output.replace("crn:dummy", "") and not (tmp_path / "x").exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tiny_checkpoint, monkeypatch, tmp_path):
+    import errno
+
+    import nisqdiff.files
+
+    real_replace = nisqdiff.files.os.replace
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nisqdiff.files.os, "replace", full)
+    res = CliRunner().invoke(app, ["export", "--checkpoint", str(tiny_checkpoint("classical")), "--out", str(tmp_path / "m")])
+    monkeypatch.setattr(nisqdiff.files.os, "replace", real_replace)
+    assert res.exit_code == 2 and "model.safetensors: No space left on device" in res.output, res.output
+    assert not list((tmp_path / "m").glob("*.tmp"))  # the temporary file is gone
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tiny_checkpoint, tmp_path):
+    import os
+
+    from nisqdiff.files import RunLock
+
+    ckpt = str(tiny_checkpoint("classical"))
+    with RunLock(tmp_path / "busy"):
+        for args in (["sample", "--checkpoint", ckpt, "--num", "2", "--steps", "2", "--out", str(tmp_path / "busy")],
+                     ["report", "--checkpoint", ckpt, "--devices", "noiseless", "--num", "2", "--steps", "2",
+                      "--out", str(tmp_path / "busy")],
+                     ["export", "--checkpoint", ckpt, "--out", str(tmp_path / "busy")]):  # fmt: skip
+            res = CliRunner().invoke(app, args)
+            assert res.exit_code == 2 and f"in use by another nisqdiff run (PID {os.getpid()})" in res.output, res.output
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == [".nisqdiff.lock"]
+
+
 def test_there_are_at_least_60_cases_across_every_command():
     commands = {c.split()[0] + (" " + c.split()[1] if c.split()[0] in ("calibration", "devices") else "") for c, _ in CASES}
     assert len(CASES) >= 60

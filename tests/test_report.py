@@ -109,6 +109,13 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
 
     with pytest.raises(StudyError, match="holds another study \\(num 4 here vs 6 asked"):
         run_study(plan_study(ckpt, settings, out, **{**kwargs, "num": 6}))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # images differ in their last bits between thread counts
+    try:
+        with pytest.raises(StudyError, match=f"threads {threads} here vs {threads + 1} asked"):
+            run_study(plan_study(ckpt, settings, out, **kwargs))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_report_cli_errors(tiny_checkpoint, tmp_path):

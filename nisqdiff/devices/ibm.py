@@ -31,7 +31,7 @@ EXECUTION_MODES = ("session", "batch", "job")
 class IBMDevice(SamplerDevice):
     """IBM Quantum (or a fake backend in local testing mode) through ``qiskit_ibm_runtime.SamplerV2``.
 
-    ``run_many`` submits one job per circuit stage (C PUBs of (N, n_qubits) inputs, ``shots`` each),
+    ``run`` submits one job per circuit stage (C PUBs of (N, n_qubits) inputs, ``shots`` each),
     waits for it (``job_timeout`` seconds, None = no limit) and maps the measured bits back through
     each circuit's final layout to <Z_q> (N, n_qubits) with standard errors. ``mitigate_readout``
     inverts the backend's reported assignment probabilities per measured qubit. ``manifest`` (a
