@@ -110,14 +110,19 @@ def plan_study(
     from .metrics import load_backbone
     from .pipeline import DiffusionPipeline
 
+    from .data import locate
+
     pipe = DiffusionPipeline.from_pretrained(source)
     pipe.check(num, "ddim", steps, eta, batch_size, seed)
+    if num < 2:
+        raise UsageError(f"--num must be at least 2 for FID, got {num}")
     check_shots(shots)
     for name, value, low in (("trajectories", trajectories, 2), ("bootstrap", bootstrap, 0), ("num-real", num_real, 2)):
         if value < low:
             raise UsageError(f"--{name} must be at least {low}, got {value}")
     check_writable(out)
     load_backbone(backbone, pipe.info["dataset"], inception_path)
+    locate(pipe.info["dataset"], data_dir)  # the reference images are there before hours of sampling
     identity = {"checkpoint": str(source), "checkpoint_sha256": pipe.info["sha256"], "arch": pipe.arch,
                 "dataset": pipe.info["dataset"], "num": num, "steps": steps, "eta": eta, "seed": seed,
                 "batch_size": batch_size, "shots": shots, "trajectories": trajectories, "torch": torch.__version__,

@@ -48,6 +48,7 @@ CASES = [
     ("train --grid-images -1", "--grid-images"),
     ("train --threads -1", "--threads"),
     ("train --threads 0", "--threads"),
+    ("train --threads 1000000", "--threads"),
     ("train --resume --overwrite", "contradict"),
     ("train --freeze-classical", "--init-from"),
     ("train --init-from nowhere.pt", "--init-from nowhere.pt does not exist"),
@@ -70,6 +71,9 @@ CASES = [
     ("sample --checkpoint {ckpt} --device nowhere", "unknown device 'nowhere'"),
     ("sample --checkpoint {ckpt} --shots 10", "--shots does not apply to device 'noiseless'"),
     ("sample --checkpoint {ckpt} --device shots --shots 1", "--shots must be at least 2"),
+    ("sample --checkpoint {ckpt} --device shots --shots 100000000000", "at most 10,000,000"),
+    ("sample --checkpoint {ckpt} --device shots --device-seed -1", "--device-seed"),
+    ("sample --checkpoint {ckpt} --device ibm --backend fake_guadalupe --job-timeout -1", "--job-timeout"),
     ("sample --checkpoint {ckpt} --device emulator --noise-scale nan", "--noise-scale"),
     ("sample --checkpoint {ckpt} --device emulator --noise-scale -1", "--noise-scale"),
     ("sample --checkpoint {ckpt} --device emulator --noise-scale 1e9", "--noise-scale"),
@@ -116,6 +120,9 @@ CASES = [
     ("report --checkpoint {ckpt} --devices emulator:nowhere@1", "unknown calibration 'nowhere'"),
     ("report --checkpoint {ckpt} --devices emulator:fake_torino@1+zne+zne", "unknown or repeated"),
     ("report --checkpoint {ckpt} --num 0", "--num"),
+    ("report --checkpoint {ckpt} --num 1", "--num must be at least 2"),
+    ("report --checkpoint {ckpt} --data-dir nowhere", "--data-dir nowhere does not exist"),
+    ("evaluate --checkpoint {ckpt} --data-dir nowhere", "--data-dir nowhere does not exist"),
     ("report --checkpoint {ckpt} --steps 0", "DDIM steps"),
     ("report --checkpoint {ckpt} --batch-size 0", "--batch-size"),
     ("report --checkpoint {ckpt} --shots 1", "--shots"),
@@ -184,7 +191,7 @@ def test_a_full_disk_is_one_line_naming_the_file(tiny_checkpoint, monkeypatch, t
     assert not list((tmp_path / "m").glob("*.tmp"))  # the temporary file is gone
 
 
-def test_a_second_writer_is_refused_naming_the_holder(tiny_checkpoint, tmp_path):
+def test_a_second_writer_is_refused_naming_the_holder(tiny_checkpoint, tmp_path, data_dir):
     import os
 
     from nisqdiff.files import RunLock
@@ -193,7 +200,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tiny_checkpoint, tmp_path)
     with RunLock(tmp_path / "busy"):
         for args in (["sample", "--checkpoint", ckpt, "--num", "2", "--steps", "2", "--out", str(tmp_path / "busy")],
                      ["report", "--checkpoint", ckpt, "--devices", "noiseless", "--num", "2", "--steps", "2",
-                      "--out", str(tmp_path / "busy")],
+                      "--data-dir", str(data_dir), "--out", str(tmp_path / "busy")],
                      ["export", "--checkpoint", ckpt, "--out", str(tmp_path / "busy")]):  # fmt: skip
             res = CliRunner().invoke(app, args)
             assert res.exit_code == 2 and f"in use by another nisqdiff run (PID {os.getpid()})" in res.output, res.output

@@ -118,13 +118,14 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
         torch.set_num_threads(threads)
 
 
-def test_report_cli_errors(tiny_checkpoint, tmp_path):
+def test_report_cli_errors(tiny_checkpoint, tmp_path, data_dir):
     runner = CliRunner()
     res = runner.invoke(app, ["report", "--checkpoint", str(tmp_path / "none.pt"), "--devices", "emulator:x@"])
     assert res.exit_code != 0 and "grammar" in res.output
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     ckpt = tiny_checkpoint("classical")
-    res = runner.invoke(app, ["report", "--checkpoint", str(ckpt), "--devices", "noiseless", "--out", str(tmp_path / "busy")])
+    res = runner.invoke(app, ["report", "--checkpoint", str(ckpt), "--devices", "noiseless", "--data-dir", str(data_dir),
+                              "--out", str(tmp_path / "busy")])  # fmt: skip
     assert res.exit_code != 0 and "holds no study.json" in res.output
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"

@@ -61,12 +61,22 @@ class Device(BaseExecutor):
             )
 
 
+MAX_SHOTS = 10_000_000  # IBM's limit of executions per Sampler job; (inputs x shots) draws are held in memory
+
+
 def check_shots(shots: int) -> int:
-    """``shots`` if a standard error can be estimated from it (at least 2), else
+    """``shots`` if a standard error can be estimated from it and it fits a job (2 to 10^7), else
     :class:`~nisqdiff.errors.UsageError`."""
-    if shots < 2:
-        raise UsageError(f"--shots must be at least 2, got {shots}")
+    if not 2 <= shots <= MAX_SHOTS:
+        raise UsageError(f"--shots must be at least 2 and at most {MAX_SHOTS:,}, got {shots}")
     return shots
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if it is a valid device seed (0 to 2^63 - 1), else :class:`~nisqdiff.errors.UsageError`."""
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"--device-seed must be in [0, 2^63), got {seed}")
+    return seed
 
 
 def shot_stderr(z: torch.Tensor, shots: int) -> torch.Tensor:

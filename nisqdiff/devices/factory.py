@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..circuits import CircuitExecutor, ExactSimulator
 from ..errors import StudyError, UsageError
+from .base import check_seed
 from .profiles import KIND_OPTIONS, load_profile
 
 GRAMMAR = (
@@ -113,6 +114,10 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
         if key not in KIND_OPTIONS[kind]:
             raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{profile['name']}' (kind {kind})")
     opts = {k: v for k, v in profile.items() if k in KIND_OPTIONS[kind]} | given
+    if "seed" in opts:
+        check_seed(opts["seed"])
+    if opts.get("job_timeout") is not None and not opts["job_timeout"] > 0:
+        raise UsageError(f"--job-timeout must be a positive number of seconds, got {opts['job_timeout']}")
 
     def pick(*keys):
         return {k: opts[k] for k in keys if k in opts}
