@@ -52,7 +52,9 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
         check_writable(out)
     else:
         manifest = RunManifest.load(resume)
-        stored = manifest.data["run"]
+        stored = dict(manifest.data["run"])
+        if "checkpoint" in stored:  # a manifest of the previous release
+            stored["source"], stored["source_sha256"] = stored.pop("checkpoint"), stored.pop("checkpoint_sha256")
         run = SampleRun(**{k: v for k, v in stored.items() if k in SampleRun.__dataclass_fields__})
         source = Path(run.source)
         if not source.exists() or _sha(source) != stored["source_sha256"]:

@@ -177,7 +177,9 @@ class IBMDevice(SamplerDevice):
                         f"job {entry['index']} of {self.manifest.path} ran other inputs than this run: "
                         "the manifest belongs to another checkpoint or settings"
                     )
-            return [BitArray(data[f"bits{i}"], int(data["num_bits"][i])) for i in range(len(values))]
+            # manifests of the previous release saved no bit count: every saved byte's bits then
+            num_bits = [int(data["num_bits"][i]) if "num_bits" in data else 8 * data[f"bits{i}"].shape[-1] for i in range(len(values))]
+            return [BitArray(data[f"bits{i}"], num_bits[i]) for i in range(len(values))]
 
     def _job_bits(self, index: int, circuits: list, values: list) -> list:
         """Bits for one job: saved, collected by id, or submitted now."""
