@@ -207,18 +207,25 @@ def target(snapshot: dict, scale: float = 1.0):
     return tgt
 
 
+_GATE_ERRORS: dict = {}  # (name, calibration date, qubits, scale) -> gate errors: 2 s to build for 133 qubits
+
+
 def gate_errors(snapshot: dict, scale: float = 1.0) -> list:
     """[(gate name, qubits, Aer ``QuantumError``)] of the snapshot at ``scale`` (none at 0): Aer's
-    ``basic_device_gate_errors`` on :func:`target`, shared by ``aer-noisy`` and the emulator."""
+    ``basic_device_gate_errors`` on :func:`target`, shared by ``aer-noisy`` and the emulator, built
+    once per snapshot (name and calibration date) and scale in a process."""
     if scale == 0:
         return []
     import warnings
 
     from qiskit_aer.noise.device.models import basic_device_gate_errors
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return basic_device_gate_errors(target=target(snapshot, scale))
+    key = (snapshot["name"], snapshot["calibration_date"], snapshot["num_qubits"], float(scale))
+    if key not in _GATE_ERRORS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            _GATE_ERRORS[key] = basic_device_gate_errors(target=target(snapshot, scale))
+    return _GATE_ERRORS[key]
 
 
 def noise_model(snapshot: dict, scale: float = 1.0):

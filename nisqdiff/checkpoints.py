@@ -23,7 +23,7 @@ import torch
 
 from . import __version__
 from .diffusion import ScheduleConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, reason
 from .files import atomic_save, atomic_write, atomic_write_text, file_sha256
 from .models import UNet, get_arch
 
@@ -81,7 +81,7 @@ def load_checkpoint(path: str | os.PathLike, expect_arch: str | None = None) -> 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {reason(exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a nisqdiff checkpoint (expected format {FORMAT})")
     missing = [k for k in ("arch", "config", "model", "ema") if k not in ckpt]
@@ -166,7 +166,7 @@ def load_model(source: str | os.PathLike, expect_arch: str | None = None) -> tup
         model = UNet(arch)
         model.load_state_dict(state)
     except (ValueError, RuntimeError) as exc:  # UsageError (unknown arch) or mismatched weights
-        raise CheckpointError(f"{source}: weights do not fit architecture '{arch}': {str(exc).splitlines()[0]}") from None
+        raise CheckpointError(f"{source}: weights do not fit architecture '{arch}': {reason(exc)}") from None
     try:
         schedule_config = ScheduleConfig.from_dict(schedule)
     except TypeError as exc:

@@ -213,14 +213,14 @@ def _load_samples(path: Path):
     """(images, metadata) of a samples.pt written by ``nisqdiff sample``; one-line errors for any other file."""
     import torch
 
-    from .errors import UsageError
+    from .errors import UsageError, reason
 
     if not path.is_file():
-        raise UsageError(f"samples file {path} does not exist")
+        raise UsageError(f"samples file {path} " + ("is not a file" if path.exists() else "does not exist"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise UsageError(f"samples file {path} is unreadable: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"samples file {path} is unreadable: {reason(exc)}") from None
     images = payload.get("images") if isinstance(payload, dict) else None
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise UsageError(f"samples file {path} holds no 'images' of shape (N, 1, 28, 28); write it with `nisqdiff sample`")

@@ -12,6 +12,13 @@ class NisqdiffError(Exception):
     """Base class of every user-facing error: one line that names the problem and the fix."""
 
 
+def reason(exc: BaseException, limit: int = 160) -> str:
+    """The first line of a third-party exception's message, cut to ``limit`` characters, for a one-line
+    error that names the file and quotes why a library could not read it."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class UsageError(NisqdiffError, ValueError):
     """An option or name that is not valid (unknown architecture, device, sampler, out-of-range number)."""
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UsageError
+from .errors import UsageError, reason
 from .files import file_sha256
 from .images import to_uint8
 
@@ -138,7 +138,7 @@ def load_backbone(name: str, dataset: str, inception_path: str | None = None):
         try:
             detector = torch.jit.load(path, map_location="cpu").eval()
         except RuntimeError as exc:
-            raise UsageError(f"inception weights {path} are not a TorchScript file: {str(exc).splitlines()[0]}") from None
+            raise UsageError(f"inception weights {path} are not a TorchScript file: {reason(exc)}") from None
         sha = file_sha256(path)
         desc = {"name": "inception", "weights": str(path), "sha256": sha, "features": 2048}
         return InceptionFeatures(detector), InceptionFeatures(detector, logits=True), desc

@@ -133,18 +133,12 @@ class EmulatorDevice(SamplerDevice):
         return ExpvalResult(torch.stack(evs), torch.stack(stds), {"readout_mitigated": self.mitigate_readout}, circuit_meta)
 
 
-_ERRORS: dict = {}  # (calibration, date, scale) -> gate errors, shared by the devices of a study
-
-
 def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
     """Compile a transpiled circuit with the snapshot's Aer gate errors and readout errors at ``scale``
     (exactly the errors of :func:`nisqdiff.calibration.noise_model`)."""
-    from ..calibration import describe, gate_errors, readout_errors
+    from ..calibration import gate_errors, readout_errors
 
-    key = (*describe(snapshot).values(), scale)
-    if key not in _ERRORS:
-        _ERRORS[key] = {(name, tuple(qubits)): err for name, qubits, err in gate_errors(snapshot, scale)}
-    errors = _ERRORS[key]
+    errors = {(name, tuple(qubits)): err for name, qubits, err in gate_errors(snapshot, scale)}
     physical = circuit.layout.final_index_layout()
     readout = dict(zip(physical, readout_errors(snapshot, physical, scale))) if scale > 0 else {}
     return compile_program(circuit, errors, readout)
