@@ -65,11 +65,22 @@ def train(
     amp: bool = typer.Option(True, help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits)"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
     torch_device: str = typer.Option("cpu", help="torch device for training (cpu, cuda, cuda:1, ...)"),
+    schedule: Optional[str] = typer.Option(None, help="noise schedule: cosine (the paper's), linear, sigmoid, shifted-cosine [default: cosine]"),
+    timesteps: Optional[int] = typer.Option(None, help="diffusion steps T, saved with the model [default: 1000]"),
+    logsnr_shift: Optional[float] = typer.Option(None, help="shifted-cosine: added to the log-SNR (+1.65 for 28x28: 2 ln(64/28))"),
 ):
     """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
     import torch
 
+    from .diffusion import ScheduleConfig
     from .training import TrainConfig, train as run_training
+
+    schedule_options = {k: v for k, v in {"schedule": schedule, "timesteps": timesteps, "logsnr_shift": logsnr_shift}.items()
+                        if v is not None}  # fmt: skip
+    if resume and schedule_options:
+        raise_usage(f"--resume keeps the run's schedule; drop --{', --'.join(k.replace('_', '-') for k in schedule_options)}")
+    if "logsnr_shift" in schedule_options and schedule_options.get("schedule") != "shifted-cosine":
+        raise_usage("--logsnr-shift applies to --schedule shifted-cosine only")
 
     if threads is not None:
         if not 1 <= threads <= MAX_THREADS:
@@ -88,6 +99,7 @@ def train(
         grid_images=grid_images,
         amp=amp,
         torch_device=torch_device,
+        schedule=ScheduleConfig(**schedule_options).to_dict(),
     )
     record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite)
     typer.echo(json.dumps(record))

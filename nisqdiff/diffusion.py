@@ -1,7 +1,9 @@
-"""Gaussian diffusion (SPEC.md "Diffusion process"): cosine schedule, P2-weighted loss, DDPM and DDIM.
+"""Gaussian diffusion (SPEC.md "Diffusion process"): noise schedules, P2-weighted loss, DDPM and DDIM.
 
-Follows Ho et al. 2020 (DDPM), Nichol & Dhariwal 2021 (cosine betas, s = 0.008, clipped to 0.999),
-Choi et al. 2022 (P2 weighting, k = 1, gamma = 1) and Song et al. 2021 (DDIM). The network predicts
+Follows Ho et al. 2020 (DDPM, linear betas), Nichol & Dhariwal 2021 (cosine betas, s = 0.008, clipped to
+0.999; the paper's schedule and the default), Chen 2023 ("On the importance of noise scheduling for
+diffusion models": sigmoid schedule), Hoogeboom et al. 2023 ("simple diffusion": the cosine log-SNR
+shifted for the image size), Choi et al. 2022 (P2 weighting, k = 1, gamma = 1) and Song et al. 2021 (DDIM). The network predicts
 epsilon; images live in [-1, 1]. Every random draw of the samplers comes from the ``generator``
 passed in, in a fixed order, so the same seed gives the same initial and per-step noise whatever
 executes the model's circuits.
@@ -18,7 +20,9 @@ import torch
 from .errors import UsageError
 
 T_DEFAULT = 1000
-SCHEDULES = ("cosine",)
+MAX_TIMESTEPS = 100_000
+SCHEDULES = ("cosine", "linear", "sigmoid", "shifted-cosine")
+MAX_BETA = 0.999
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -27,21 +31,75 @@ def cosine_betas(timesteps: int = T_DEFAULT, s: float = 0.008) -> torch.Tensor:
     """Cosine schedule: betas (T,) float64 from alphas_bar(t) = cos^2(((t/T + s)/(1 + s)) * pi/2)."""
     t = torch.linspace(0, timesteps, timesteps + 1, dtype=torch.float64) / timesteps
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
-    alphas_bar = f / f[0]
-    return (1 - alphas_bar[1:] / alphas_bar[:-1]).clamp(0, 0.999)
+    return _betas(f / f[0])
+
+
+def _betas(alphas_bar: torch.Tensor) -> torch.Tensor:
+    """betas (T,) of a continuous alphas_bar sampled at t = 0, 1/T, ..., 1 ((T + 1,), starting at 1),
+    clipped to [0, MAX_BETA] as Nichol & Dhariwal do (the last step reaches almost pure noise)."""
+    return (1 - alphas_bar[1:] / alphas_bar[:-1].clamp_min(1e-300)).clamp(0, MAX_BETA)
+
+
+def schedule_betas(config: ScheduleConfig) -> torch.Tensor:
+    """betas (T,) float64 of a :class:`ScheduleConfig`.
+
+    ``cosine``: :func:`cosine_betas` with ``cosine_s``. ``linear``: Ho et al.'s betas from
+    ``linear_start`` to ``linear_end`` (1e-4 to 0.02 at T = 1000), scaled by 1000 / T as in
+    improved-diffusion so that any T covers the same noise range. ``sigmoid``: Chen 2023,
+    alphas_bar(t) = (v(1) - v(t)) / (v(1) - v(0)) with v(t) = sigmoid((t (end - start) + start) / tau),
+    ``sigmoid_start`` -3, ``sigmoid_end`` 3, ``sigmoid_tau`` 1. ``shifted-cosine``: Hoogeboom et al. 2023,
+    log-SNR(t) = -2 log tan(pi t / 2) + ``logsnr_shift`` (clipped to [-20, 20]) and
+    alphas_bar = sigmoid(log-SNR); a positive shift keeps more signal at every t (what small images
+    want: Hoogeboom et al. use 2 log(64 / d) for d-pixel images, +1.65 for 28 x 28).
+    """
+    T = config.timesteps
+    t = torch.linspace(0, 1, T + 1, dtype=torch.float64)
+    if config.schedule == "cosine":
+        return cosine_betas(T, config.cosine_s)
+    if config.schedule == "linear":
+        scale = 1000 / T
+        return torch.linspace(scale * config.linear_start, scale * config.linear_end, T, dtype=torch.float64).clamp(0, MAX_BETA)
+    if config.schedule == "sigmoid":
+        start, end, tau = config.sigmoid_start, config.sigmoid_end, config.sigmoid_tau
+        v = torch.sigmoid((t * (end - start) + start) / tau)
+        return _betas((v[-1] - v) / (v[-1] - v[0]))
+    logsnr = (-2 * torch.log(torch.tan(math.pi * t / 2)) + config.logsnr_shift).clamp(-20, 20)
+    ab = torch.sigmoid(logsnr)
+    return _betas(ab / ab[0])
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """What defines a diffusion schedule, saved with every model and rebuilt from it: ``timesteps`` T,
-    ``schedule`` name ("cosine", Nichol & Dhariwal 2021) with its offset ``cosine_s``, and the P2 loss
-    weighting's ``p2_k`` and ``p2_gamma`` (Choi et al. 2022). The defaults are the paper's."""
+    the ``schedule`` name (:data:`SCHEDULES`) with its parameters (see :func:`schedule_betas`), and the
+    P2 loss weighting's ``p2_k`` and ``p2_gamma`` (Choi et al. 2022). The defaults are the paper's
+    (cosine, T = 1000). :meth:`check` raises :class:`~nisqdiff.errors.UsageError` for an unknown
+    schedule, T outside [1, 100000] or a non-finite parameter."""
 
     timesteps: int = T_DEFAULT
     schedule: str = "cosine"
     cosine_s: float = 0.008
+    linear_start: float = 1e-4
+    linear_end: float = 0.02
+    sigmoid_start: float = -3.0
+    sigmoid_end: float = 3.0
+    sigmoid_tau: float = 1.0
+    logsnr_shift: float = 0.0
     p2_k: float = 1.0
     p2_gamma: float = 1.0
+
+    def check(self) -> ScheduleConfig:
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
+        if not (isinstance(self.timesteps, int) and 1 <= self.timesteps <= MAX_TIMESTEPS):
+            raise UsageError(f"--timesteps must be an integer in [1, {MAX_TIMESTEPS}], got {self.timesteps}")
+        values = {k: v for k, v in self.to_dict().items() if k not in ("timesteps", "schedule")}
+        bad = [k for k, v in values.items() if not (isinstance(v, (int, float)) and math.isfinite(v))]
+        if bad:
+            raise UsageError(f"schedule parameter(s) {', '.join(bad)} must be finite numbers")
+        if not 0 < self.linear_start < self.linear_end or self.sigmoid_end <= self.sigmoid_start or self.sigmoid_tau <= 0:
+            raise UsageError("linear schedule needs 0 < linear_start < linear_end; sigmoid needs start < end and tau > 0")
+        return self
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,15 +122,11 @@ class GaussianDiffusion:
     """
 
     def __init__(self, config: ScheduleConfig | None = None, **overrides):
-        config = ScheduleConfig(**{**(config or ScheduleConfig()).to_dict(), **overrides})
-        if config.schedule not in SCHEDULES:
-            raise UsageError(f"unknown schedule '{config.schedule}'; valid: {', '.join(SCHEDULES)}")
-        if config.timesteps < 1:
-            raise UsageError(f"timesteps must be at least 1, got {config.timesteps}")
+        config = ScheduleConfig(**{**(config or ScheduleConfig()).to_dict(), **overrides}).check()
         self.config = config
         timesteps, p2_k, p2_gamma = config.timesteps, config.p2_k, config.p2_gamma
         self.timesteps = timesteps
-        self.betas = cosine_betas(timesteps, config.cosine_s)
+        self.betas = schedule_betas(config)
         alphas = 1 - self.betas
         self.alphas_bar = torch.cumprod(alphas, 0)
         self.alphas_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_bar[:-1]])

@@ -137,7 +137,10 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
         raise UsageError("--freeze-classical needs --init-from CKPT (it trains only the circuits of a transferred model)")
     if cfg.init_from and not Path(cfg.init_from).exists():
         raise UsageError(f"--init-from {cfg.init_from} does not exist")
-    ScheduleConfig.from_dict(cfg.schedule)
+    try:
+        ScheduleConfig.from_dict(cfg.schedule).check()
+    except TypeError as exc:
+        raise UsageError(f"unknown schedule parameter: {exc}") from None
 
 
 def transfer_from_classical(model: UNet, source: str, include_vertex: bool = False) -> list[str]:

@@ -58,6 +58,11 @@ CASES = [
     ("train --out {text}", "is not a folder"),
     ("train --arch classical --data-dir nowhere", "--data-dir nowhere does not exist"),
     ("train --arch 1fqconv --init-from {hckpt} --data-dir {data}", "expected 'classical'"),
+    ("train --schedule quadratic", "unknown schedule 'quadratic'"),
+    ("train --timesteps 0", "--timesteps"),
+    ("train --logsnr-shift 1", "--logsnr-shift applies to --schedule shifted-cosine only"),
+    ("train --schedule shifted-cosine --logsnr-shift nan", "must be finite"),
+    ("train --resume --timesteps 100", "--resume keeps the run's schedule"),
     # sample
     ("sample --checkpoint {ckpt} --num 0", "--num"),
     ("sample --checkpoint {ckpt} --batch-size 0", "--batch-size"),

@@ -45,6 +45,23 @@ def test_cli_export_then_every_command_takes_the_folder(tiny_checkpoint, tmp_pat
     assert torch.equal(images["ckpt"], images["folder"])  # (devices inspect on a folder: tests/test_noise.py)
 
 
+def test_cli_schedule_options_are_saved_and_used_by_every_sampler(data_dir, tmp_path):
+    res = CliRunner().invoke(app, ["train", "--arch", "classical", "--schedule", "shifted-cosine", "--logsnr-shift", "1.65",
+                                   "--timesteps", "30", "--max-steps", "1", "--subset", "16", "--batch-size", "16",
+                                   "--grid-images", "0", "--data-dir", str(data_dir), "--out", str(tmp_path / "run")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "run" / "checkpoint.pt")
+    assert pipe.schedule == ScheduleConfig(timesteps=30, schedule="shifted-cosine", logsnr_shift=1.65)
+    meta = json.loads(runner_sample(tmp_path / "run" / "checkpoint.pt", tmp_path / "s").read_text())
+    assert meta["steps"] == 30  # DDPM runs the saved T
+
+
+def runner_sample(ckpt, out):
+    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(ckpt), "--sampler", "ddpm", "--num", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out / "samples.json"
+
+
 def test_the_schedule_is_saved_with_the_model_and_rebuilt(data_dir, tmp_path):
     from nisqdiff.training import TrainConfig, train
 
@@ -52,7 +69,7 @@ def test_the_schedule_is_saved_with_the_model_and_rebuilt(data_dir, tmp_path):
     train(TrainConfig(arch="classical", subset=16, batch_size=16, max_steps=1, grid_images=2, grid_ddim_steps=2,
                       schedule=schedule), tmp_path / "run", data_dir, show_progress=False)  # fmt: skip
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "run" / "checkpoint.pt")
-    assert pipe.schedule.to_dict() == schedule and pipe.scheduler.timesteps == 40
+    assert pipe.schedule == ScheduleConfig(**schedule) and pipe.scheduler.timesteps == 40
     assert pipe.steps_per_batch("ddpm", 50) == 40
     folder = pipe.save_pretrained(tmp_path / "p")
     assert DiffusionPipeline.from_pretrained(folder).schedule == pipe.schedule
