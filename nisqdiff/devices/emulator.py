@@ -19,7 +19,6 @@ propagated. Runs on CPU or CUDA (``torch_device``; the CUDA path has not been ru
 
 from __future__ import annotations
 
-import time
 
 import torch
 
