@@ -158,10 +158,18 @@ def _without_times(path):
     return [{k: v for k, v in json.loads(x).items() if k not in ("wall_time", "images_per_s")} for x in path.read_text().splitlines()]
 
 
+@pytest.fixture(scope="module")
+def straight_run(data_dir, tmp_path_factory):
+    """An uninterrupted 6-step run with sample grids (epoch ends at steps 4 and 6)."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    train(_cfg(max_steps=6, grid_images=2, grid_ddim_steps=2), out, data_dir, show_progress=False)
+    return out
+
+
 @pytest.mark.parametrize("kill_at", ["_save_grid", "_append_metrics"])
-def test_a_kill_between_checkpoint_grid_and_metrics_is_completed_on_resume(kill_at, data_dir, tmp_path, monkeypatch):
+def test_a_kill_between_checkpoint_grid_and_metrics_is_completed_on_resume(kill_at, straight_run, data_dir, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
     cfg = dict(grid_images=2, grid_ddim_steps=2)
-    train(_cfg(max_steps=6, **cfg), tmp_path / "straight", data_dir, show_progress=False)
     _kill_once(monkeypatch, kill_at)
     with pytest.raises(KeyboardInterrupt):  # killed right after the step-4 checkpoint was written
         train(_cfg(max_steps=6, **cfg), tmp_path / "killed", data_dir, show_progress=False)
@@ -169,12 +177,12 @@ def test_a_kill_between_checkpoint_grid_and_metrics_is_completed_on_resume(kill_
     assert load_checkpoint(killed / "checkpoint.pt")["step"] == 4 and not (killed / "metrics.jsonl").exists()
     (killed / "checkpoint.ptabc123.tmp").write_bytes(b"half a file")  # an interrupted atomic write's orphan
     train(_cfg(max_steps=6, **cfg), killed, data_dir, resume=True, show_progress=False)
-    a, b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
+    a, b = load_checkpoint(straight_run / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
     assert all(torch.equal(a[k][n], b[k][n]) for k in ("model", "ema") for n in a[k])
-    assert _without_times(killed / "metrics.jsonl") == _without_times(tmp_path / "straight" / "metrics.jsonl")
+    assert _without_times(killed / "metrics.jsonl") == _without_times(straight_run / "metrics.jsonl")
     assert [r["step"] for r in _without_times(killed / "metrics.jsonl")] == [4, 6]  # the lost line, exactly once
     for grid in ("samples_step000004.png", "samples_step000006.png"):
-        assert (killed / grid).read_bytes() == (tmp_path / "straight" / grid).read_bytes()
+        assert (killed / grid).read_bytes() == (straight_run / grid).read_bytes()
     assert not list(killed.glob("*.tmp"))
 
 
