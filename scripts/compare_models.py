@@ -1,0 +1,83 @@
+"""Compare two trained models on the same seeds: held-out loss, FID/KID/IS with intervals, paired FID difference.
+
+    python scripts/compare_models.py --a runs/amp/classical-fp32/checkpoint.pt --b runs/amp/classical-bf16/checkpoint.pt \\
+        --num 1000 --steps 50 --data-dir ../shared/data
+
+Both models sample ``--num`` images with DDIM from the same seeds (same initial noise), so the paired
+bootstrap of FID(b) - FID(a) (the same resampled indices for both) is meaningful. The held-out loss is
+the P2-weighted epsilon MSE of each model's EMA weights on ``--loss-images`` test images, with the same
+timesteps and noise for both, in fp32; its interval is a paired bootstrap over images. Scores use the
+shipped classifier backbone (not Inception: compare the two, not with the paper's numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from nisqdiff.data import load_images
+from nisqdiff.metrics import score_image_sets
+from nisqdiff.pipeline import DiffusionPipeline
+
+
+def heldout_losses(pipe: DiffusionPipeline, x0: torch.Tensor, seed: int) -> torch.Tensor:
+    """Per-image P2-weighted epsilon MSE (N,) at timesteps and noise drawn from ``seed``."""
+    d = pipe.scheduler
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, d.timesteps, (len(x0),), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x0), 250):
+            sl = slice(i, i + 250)
+            pred = pipe.unet(d.q_sample(x0[sl], t[sl], noise[sl]), t[sl])
+            out.append((pred - noise[sl]).square().flatten(1).mean(1) * d.p2_weight[t[sl]].float())
+    return torch.cat(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--a", required=True, help="reference model (checkpoint or pretrained folder)")
+    ap.add_argument("--b", required=True, help="model compared with it")
+    ap.add_argument("--num", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-real", type=int, default=10000)
+    ap.add_argument("--loss-images", type=int, default=2000)
+    ap.add_argument("--bootstrap", type=int, default=100)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--out", default=None, help="write the results as JSON")
+    args = ap.parse_args()
+    pipes = {"a": DiffusionPipeline.from_pretrained(args.a), "b": DiffusionPipeline.from_pretrained(args.b)}
+    dataset = pipes["a"].info["dataset"]
+    test, _ = load_images(dataset, "test", args.data_dir, args.loss_images)
+    losses = {k: heldout_losses(p, test, args.seed) for k, p in pipes.items()}
+    diff = losses["b"] - losses["a"]
+    gen = torch.Generator().manual_seed(args.seed)
+    boots = torch.stack([diff[torch.randint(len(diff), (len(diff),), generator=gen)].mean() for _ in range(args.bootstrap)])
+    lo, hi = (2 * diff.mean() - boots.quantile(torch.tensor([0.975, 0.025]))).tolist()
+    images = {k: p(args.num, "ddim", args.steps, batch_size=250, seed=args.seed) for k, p in pipes.items()}
+    real, _ = load_images(dataset, "train", args.data_dir, args.num_real)
+    scores = score_image_sets(images, real, bootstrap=args.bootstrap, reference="a", seed=args.seed)
+    result = {"a": args.a, "b": args.b, "num": args.num, "steps": args.steps, "seed": args.seed,
+              "heldout_loss": {k: float(v.mean()) for k, v in losses.items()},
+              "heldout_loss_b_minus_a": [float(diff.mean()), lo, hi],
+              "scores": {k: {m: v for m, v in s.items() if m != "backbone"} for k, s in scores.items()},
+              "backbone": scores["a"]["backbone"]}  # fmt: skip
+    for k in ("a", "b"):
+        s = scores[k]
+        print(f"{k}: {getattr(args, k)}  held-out loss {result['heldout_loss'][k]:.5f}  FID {s['fid']:.2f} "
+              f"[{s['fid_ci_low']:.2f}, {s['fid_ci_high']:.2f}]  KID {s['kid_mean']:.4f} +- {s['kid_std']:.4f}  "
+              f"IS {s['is_mean']:.2f} +- {s['is_std']:.2f}")  # fmt: skip
+    b = scores["b"]
+    print(f"b - a: held-out loss {diff.mean():+.5f} [{lo:+.5f}, {hi:+.5f}], FID {b['fid_delta']:+.2f} "
+          f"[{b['fid_delta_ci_low']:+.2f}, {b['fid_delta_ci_high']:+.2f}] (95% basic bootstrap, paired)")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
