@@ -57,10 +57,9 @@ def load_calibration(name: str) -> dict:
         path = calibration_dir() / f"{name}.json"
     if not path.is_file():
         raise CalibrationError(f"unknown calibration {name!r}; valid: {', '.join(list_calibrations())} (or a snapshot file)")
-    try:
-        snap = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"calibration snapshot {path} is not valid JSON: {exc}") from None
+    from .files import read_json
+
+    snap = read_json(path, CalibrationError, "calibration snapshot")
     missing = [k for k in SNAPSHOT_KEYS if not isinstance(snap, dict) or k not in snap]
     if missing:
         raise CalibrationError(f"calibration snapshot {path} lacks {', '.join(missing)}; pull it again")

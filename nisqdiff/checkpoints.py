@@ -24,7 +24,7 @@ import torch
 from . import __version__
 from .diffusion import ScheduleConfig
 from .errors import CheckpointError, reason
-from .files import atomic_save, atomic_write, atomic_write_text, file_sha256
+from .files import atomic_save, atomic_write, atomic_write_text, file_sha256, read_json
 from .models import UNet, get_arch
 
 FORMAT = "nisqdiff-checkpoint-1"
@@ -129,12 +129,7 @@ def _load_pretrained(directory: Path) -> tuple[dict, dict]:
     for p in (config_path, weights_path):
         if not p.is_file():
             raise CheckpointError(f"pretrained folder {directory} lacks {p.name}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{config_path} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != PRETRAINED_FORMAT:
-        raise CheckpointError(f"{config_path} is not a nisqdiff pretrained config (expected format {PRETRAINED_FORMAT})")
+    config = read_json(config_path, CheckpointError, "pretrained config", PRETRAINED_FORMAT)
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:

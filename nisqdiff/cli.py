@@ -108,6 +108,7 @@ def train(
 @app.command()
 @friendly_errors
 def sample(
+    ctx: typer.Context,
     checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
     num: int = typer.Option(64),
     sampler: str = typer.Option("ddim", help="ddpm (all T steps of the schedule) or ddim"),
@@ -145,13 +146,9 @@ def sample(
 
     run = None
     if resume is not None:
-        given = [name for name, value, default in (
-            ("--checkpoint", checkpoint, None), ("--device", device, "noiseless"), ("--shots", shots, None),
-            ("--device-seed", device_seed, None), ("--calibration", calibration, None), ("--noise-scale", noise_scale, None),
-            ("--trajectories", trajectories, None), ("--mitigate-readout", mitigate_readout, False),
-            ("--backend", backend, None), ("--execution-mode", execution_mode, None), ("--job-timeout", job_timeout, None),
-            ("--num", num, 64), ("--sampler", sampler, "ddim"), ("--steps", steps, 50), ("--eta", eta, 0.0),
-            ("--seed", seed, 0), ("--dry-run", dry_run, False)) if value != default]  # fmt: skip
+        given = [f"--{name.replace('_', '-')}" for name in ctx.params
+                 if name not in ("resume", "out", "arch", "torch_device", "overwrite")
+                 and ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")]  # fmt: skip
         if given:
             raise_usage(f"--resume takes every setting from the run's manifest; drop {', '.join(given)}")
     if resume is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .devices import IBMDevice, RunManifest, make_device
 from .errors import CheckpointError, NisqdiffError, UsageError
-from .files import check_writable, file_sha256
+from .files import check_writable
 from .pipeline import DiffusionPipeline, check_torch_device
 
 
@@ -56,26 +56,21 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
         if "checkpoint" in stored:  # a manifest of the previous release
             stored["source"], stored["source_sha256"] = stored.pop("checkpoint"), stored.pop("checkpoint_sha256")
         run = SampleRun(**{k: v for k, v in stored.items() if k in SampleRun.__dataclass_fields__})
-        source = Path(run.source)
-        if not source.exists() or _sha(source) != stored["source_sha256"]:
-            raise CheckpointError(f"model {source} of the run in {resume} is missing or changed since the run started")
-    options = {k: v for k, v in run.device_options.items() if v is not None}
-    device = make_device(run.device, **options)
+        if not Path(run.source).exists():
+            raise CheckpointError(f"model {run.source} of the run in {resume} is missing")
+    pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch)
+    if manifest is not None and pipe.info["sha256"] != stored["source_sha256"]:
+        raise CheckpointError(f"model {run.source} of the run in {resume} has changed since the run started")
+    pipe.check(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed)
+    device = make_device(run.device, **{k: v for k, v in run.device_options.items() if v is not None})
     if not isinstance(device, IBMDevice) and resume is not None:
         raise UsageError(f"--resume applies to device kind ibm, not '{run.device}'")
-    pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch, executor=device)
-    pipe.check(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed)
+    pipe.set_executor(device)
     if isinstance(device, IBMDevice):
         run.batch_size = run.num  # one PUB per circuit with every image: jobs = stages x steps
         if manifest is None and (out / "manifest.json").exists():
             raise UsageError(f"{out / 'manifest.json'} exists: continue that run with --resume {out}, or choose another --out")
     return run, pipe, device, manifest
-
-
-def _sha(source: Path) -> str:
-    from .checkpoints import WEIGHTS_FILE
-
-    return file_sha256(source / WEIGHTS_FILE if source.is_dir() else source)
 
 
 def dry_run_plan(pipe: DiffusionPipeline, device: IBMDevice, num: int, steps: int) -> dict:
@@ -121,7 +116,7 @@ def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManife
     Ctrl-C raises :class:`RunInterrupted` naming the kept jobs and the ``--resume`` command."""
     if isinstance(device, IBMDevice):
         if manifest is None:
-            record = {**asdict(run), "source": str(Path(run.source).resolve()), "source_sha256": _sha(Path(run.source))}
+            record = {**asdict(run), "source": str(Path(run.source).resolve()), "source_sha256": pipe.info["sha256"]}
             manifest = RunManifest.create(out, record, device.settings())
         device.manifest = manifest
     try:

@@ -21,6 +21,21 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def read_json(path: str | os.PathLike, error: type[Exception], what: str, fmt: str | None = None):
+    """The JSON document at ``path``; ``error`` (a :class:`~nisqdiff.errors.NisqdiffError`) naming ``what``
+    and the file when it is not valid JSON, or with ``fmt`` when it is not an object of that ``format``."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} is not valid JSON: {exc}") from None
+    if fmt is not None and (not isinstance(data, dict) or data.get("format") != fmt):
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise error(f"{path} is not a nisqdiff {what} (format {found!r}, expected {fmt!r})")
+    return data
+
+
 def atomic_write(path: str | os.PathLike, write, mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``: a crash
     never leaves half a file, and the temporary file is removed on failure. Returns ``path``. An

@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from .devices.factory import ZNE_FACTORS
 from .errors import StudyError
-from .files import atomic_write, atomic_write_text
+from .files import atomic_write, atomic_write_text, read_json
 from .images import grid_array, save_grid
 
 
 def render_report(out: str | Path) -> Path:
     """Write every table, plot and grid of the study in ``out`` from its saved files; returns the path
     of ``report.md``. :class:`~nisqdiff.errors.StudyError` when ``out`` holds no scored study."""
-    from .study import load_batches, spec_of
+    from .study import FORMAT as STUDY_FORMAT, load_batches, spec_of
 
     out = Path(out)
     for name in ("study.json", "metrics.json"):
         if not (out / name).is_file():
             raise StudyError(f"{out} holds no {name}: --render needs the --out folder of a finished study")
-    study = json.loads((out / "study.json").read_text())
-    result = json.loads((out / "metrics.json").read_text())
-    circuits = json.loads((out / "circuits.json").read_text()) if (out / "circuits.json").is_file() else []
+    study = read_json(out / "study.json", StudyError, "study", STUDY_FORMAT)
+    result = read_json(out / "metrics.json", StudyError, "study metrics file")
+    circuits = read_json(out / "circuits.json", StudyError, "circuit table") if (out / "circuits.json").is_file() else []
     rows = result["settings"]
     ident = result["study"]
     settings = {s["label"]: s for s in study["settings"]}

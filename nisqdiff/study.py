@@ -26,7 +26,7 @@ import torch
 from . import __version__
 from .devices import DeviceSpec
 from .errors import StudyError
-from .files import LOCK_NAME, atomic_save, atomic_write_text
+from .files import LOCK_NAME, atomic_save, atomic_write_text, read_json
 
 FORMAT = "nisqdiff-study-2"
 STUDY_KEYS = ("checkpoint_sha256", "arch", "num", "steps", "eta", "seed", "batch_size", "shots", "trajectories",
@@ -43,9 +43,7 @@ def open_study(out: Path, identity: dict, specs: list[DeviceSpec]) -> dict:
     :class:`~nisqdiff.errors.StudyError` when the folder holds another study or files of something else."""
     path = out / "study.json"
     if path.is_file():
-        study = json.loads(path.read_text())
-        if study.get("format") != FORMAT:
-            raise StudyError(f"{out} holds a study of another nisqdiff release (format {study.get('format')!r}); use a new --out")
+        study = read_json(path, StudyError, "study", FORMAT)
         diff = [f"{k} {study['identity'].get(k)!r} here vs {identity.get(k)!r} asked" for k in STUDY_KEYS
                 if study["identity"].get(k) != identity.get(k)]  # fmt: skip
         if diff:
@@ -107,10 +105,9 @@ def plan_study(
     from .devices.profiles import KIND_OPTIONS
     from .errors import UsageError
     from .files import check_writable
+    from .data import locate
     from .metrics import load_backbone
     from .pipeline import DiffusionPipeline
-
-    from .data import locate
 
     pipe = DiffusionPipeline.from_pretrained(source)
     pipe.check(num, "ddim", steps, eta, batch_size, seed)

@@ -239,6 +239,7 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
     step, wall_offset = 0, 0.0
+    remove_orphans(out)  # temporary files of atomic writes a kill interrupted
     if ckpt is not None:
         command = ckpt.get("command")
         model.load_state_dict(ckpt["model"])  # load_state_dict copies into the tensors' own device
@@ -249,7 +250,6 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
         _complete_last_save(out, cfg, ema, ckpt)
     else:
         command = shlex.join(["nisqdiff", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nisqdiff" else None
-        remove_orphans(out)
         for old in [out / METRICS, out / CHECKPOINT, *out.glob("samples_step*.png")]:
             old.unlink(missing_ok=True)  # only reached for a new run (a folder without checkpoint) or --overwrite
         atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
@@ -318,8 +318,7 @@ def _append_metrics(out: Path, record: dict) -> None:
 
 def _complete_last_save(out: Path, cfg: TrainConfig, ema: EMA, ckpt: dict) -> None:
     """Write again what belongs to the checkpoint and a kill may have lost: its grid and its metrics
-    line (exactly once); remove orphan temporary files of interrupted atomic writes."""
-    remove_orphans(out)
+    line (exactly once)."""
     step, record = ckpt["step"], ckpt.get("metrics") or {}
     if cfg.grid_images and not _grid_path(out, step).is_file():
         _save_grid(out, cfg, ema.model, step)

@@ -104,11 +104,29 @@ def call_seed(seed: int, call: int) -> int:
     return int(np.random.SeedSequence([seed, call]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+_TRANSPILED: dict = {}  # (transpile_key, ansatz, weights) -> transpiled circuit, shared by all devices
+
+
+def clear_transpile_cache() -> None:
+    """Forget every transpiled circuit of this process (they are kept for its lifetime otherwise)."""
+    _TRANSPILED.clear()
+
+
+def calibrated_transpile_key(snapshot: dict, optimization_level: int) -> tuple:
+    """The transpile key of a device that transpiles against a snapshot's calibrated Target (aer-noisy
+    and the emulator: the same circuit for the same snapshot and level, whatever the noise scale)."""
+    from ..calibration import describe
+
+    return ("target", *describe(snapshot).values(), optimization_level)
+
+
 class SamplerDevice(Device):
     """A device that runs bound, transpiled Qiskit circuits through a SamplerV2 (Aer or IBM).
 
-    ``_transpile(circuit)`` runs once per ansatz and weights (cached here): qiskit's ``transpile``
-    with the subclass's ``transpile_options`` (backend or Target), ``optimization_level`` and
+    ``_transpile(circuit)`` runs once per ``transpile_key`` (what determines the result besides the
+    circuit: backend or calibration and optimization level), ansatz and weights in a process, so the
+    devices of a study that transpile alike share the circuits: qiskit's ``transpile`` with the
+    subclass's ``transpile_options`` (backend or Target), ``optimization_level`` and
     ``seed_transpiler`` 0, unless a subclass overrides it. Subclasses give
     ``_execute(circuits, values) -> (BitArray per circuit, metadata)`` (one primitive call or job per
     stage) and ``_readout_errors(physical qubits)`` ((n, 2) assignment probabilities to invert, or
@@ -119,7 +137,7 @@ class SamplerDevice(Device):
     shots: int
     optimization_level: int
     transpile_options: dict
-    _cache: dict
+    transpile_key: tuple
 
     def _transpile(self, circuit):
         from qiskit import transpile
@@ -137,10 +155,10 @@ class SamplerDevice(Device):
         only); its ``metadata`` holds its depth and two-qubit gate count."""
         from ..circuits.qiskit_build import bind_weights
 
-        key = (ansatz, weights.double().numpy().tobytes())
-        if key not in self._cache:
-            self._cache[key] = with_stats(self._transpile(bind_weights(ansatz, weights.double().numpy())))
-        return self._cache[key]
+        key = (self.transpile_key, ansatz, weights.double().numpy().tobytes())
+        if key not in _TRANSPILED:
+            _TRANSPILED[key] = with_stats(self._transpile(bind_weights(ansatz, weights.double().numpy())))
+        return _TRANSPILED[key]
 
     def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
         from ..circuits.qiskit_build import input_columns, z_from_bits

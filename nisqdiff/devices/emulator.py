@@ -25,7 +25,7 @@ import torch
 from ..circuits import ExpvalResult
 from ..circuits.trajectories import Program, compile_program, run_program
 from ..errors import UsageError
-from .base import SamplerDevice, call_seed, check_shots, mitigate_readout
+from .base import SamplerDevice, calibrated_transpile_key, call_seed, check_shots, mitigate_readout
 
 
 def richardson_weights(factors: tuple[float, ...]) -> list[float]:
@@ -61,15 +61,14 @@ class EmulatorDevice(SamplerDevice):
         optimization_level: int = 3,
         torch_device: str = "cpu",
     ):
-        from ..calibration import load_calibration, target
-
-        from ..calibration import check_noise_scale
+        from ..calibration import check_noise_scale, load_calibration, target
 
         check_noise_scale(noise_scale)
         if trajectories < 2:
             raise UsageError(f"--trajectories must be at least 2 (their spread is the standard error), got {trajectories}")
         self.snapshot = load_calibration(calibration)
         self.transpile_options = {"target": target(self.snapshot, 1.0)}  # what aer-noisy transpiles against
+        self.transpile_key = calibrated_transpile_key(self.snapshot, optimization_level)
         self.shots = None if shots is None else check_shots(shots)
         if shots is not None:
             trajectories = min(trajectories, shots)
@@ -80,7 +79,6 @@ class EmulatorDevice(SamplerDevice):
         self.zne = tuple(zne) if zne else None
         self.zne_weights = richardson_weights(self.zne) if self.zne else None
         self.calls = 0
-        self._cache: dict = {}
         self._programs: dict = {}
 
     def settings(self) -> dict:

@@ -107,39 +107,32 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
     from .simulated import AerDevice, AerNoisyDevice, DepolarizedDevice, ShotsDevice
 
     spec = device if isinstance(device, DeviceSpec) else DeviceSpec(str(device), str(device))
-    profile = load_profile(spec.profile)
-    kind = profile["kind"]
-    given = dict(spec.overrides) | {k: v for k, v in options.items() if v is not None}
-    for key in given:
+    spec = DeviceSpec(spec.label, spec.profile, spec.overrides | {k: v for k, v in options.items() if v is not None})
+    opts = spec.options()
+    kind = opts.pop("kind")
+    for key in spec.overrides:
         if key not in KIND_OPTIONS[kind]:
-            raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{profile['name']}' (kind {kind})")
-    opts = {k: v for k, v in profile.items() if k in KIND_OPTIONS[kind]} | given
+            raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{load_profile(spec.profile)['name']}' (kind {kind})")
     if "seed" in opts:
         check_seed(opts["seed"])
     if opts.get("job_timeout") is not None and not opts["job_timeout"] > 0:
         raise UsageError(f"--job-timeout must be a positive number of seconds, got {opts['job_timeout']}")
 
-    def pick(*keys):
-        return {k: opts[k] for k in keys if k in opts}
-
+    # opts holds only options of KIND_OPTIONS[kind], which are the keyword arguments of the kind's class
     if kind == "noiseless":
         return ExactSimulator()
     if kind == "depolarized":
         return DepolarizedDevice()
     if kind == "shots":
-        return ShotsDevice(opts.get("shots", 1024), opts.get("seed", 0))
+        return ShotsDevice(**opts)
     if kind == "aer":
-        return AerDevice(**pick("shots", "seed", "optimization_level", "sampler"))
+        return AerDevice(**opts)
     if kind in ("aer-noisy", "emulator"):
         if "calibration" not in opts:
             from ..calibration import list_calibrations
 
             raise UsageError(f"device '{spec.profile}' needs --calibration NAME; built-in: {', '.join(list_calibrations())}")
-        if kind == "emulator":
-            keys = ("noise_scale", "shots", "trajectories", "seed", "mitigate_readout", "zne", "optimization_level", "torch_device")
-            return EmulatorDevice(opts["calibration"], **pick(*keys))
-        keys = ("noise_scale", "shots", "seed", "mitigate_readout", "optimization_level", "method")
-        return AerNoisyDevice(opts["calibration"], **pick(*keys))
+        return (EmulatorDevice if kind == "emulator" else AerNoisyDevice)(**opts)
     if "backend" not in opts:
         raise UsageError(f"device '{spec.profile}' needs --backend NAME (an IBM backend of your account, or fake_sherbrooke, ...)")
     return IBMDevice(**opts)

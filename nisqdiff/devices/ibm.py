@@ -64,7 +64,7 @@ class IBMDevice(SamplerDevice):
         self._next_job = 0
         self._mode = None
         self._sampler = None
-        self._cache: dict = {}
+        self.transpile_key = ("ibm", self.backend.name, optimization_level)
         self._snapshot = None
 
     def settings(self) -> dict:

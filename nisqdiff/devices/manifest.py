@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from ..errors import DeviceError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, read_json
 
 
 def now() -> str:
@@ -55,13 +55,7 @@ class RunManifest:
         path = Path(directory) / "manifest.json"
         if not path.is_file():
             raise DeviceError(f"no run manifest at {path}: --resume needs the --out folder of an earlier device run")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DeviceError(f"{path} is not a valid manifest: {exc}") from None
-        if data.get("format") != cls.FORMAT:
-            raise DeviceError(f"{path} is not a nisqdiff device-run manifest (format {data.get('format')!r})")
-        return cls(directory, data)
+        return cls(directory, read_json(path, DeviceError, "device-run manifest", cls.FORMAT))
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")

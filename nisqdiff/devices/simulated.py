@@ -17,7 +17,7 @@ import torch
 from ..circuits import ExpvalResult, probabilities
 from ..circuits.simulator import _z_signs
 from ..errors import UsageError
-from .base import Device, SamplerDevice, call_seed, check_shots, shot_stderr
+from .base import Device, SamplerDevice, calibrated_transpile_key, call_seed, check_shots, shot_stderr
 
 
 class DepolarizedDevice(Device):
@@ -43,7 +43,7 @@ class ShotsDevice(Device):
 
     name = "shots"
 
-    def __init__(self, shots: int, seed: int = 0):
+    def __init__(self, shots: int = 1024, seed: int = 0):
         self.shots, self.seed = check_shots(shots), seed
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -57,8 +57,8 @@ class ShotsDevice(Device):
     def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
         n = inputs.shape[-1]
         evs = []
-        for x, w in zip(inputs, weights):  # circuit by circuit: the same random stream as one call each
-            probs = probabilities(ansatz, x.float().unsqueeze(0), w.float().unsqueeze(0)).squeeze(0)
+        stage = probabilities(ansatz, inputs.float(), weights.float())  # (C, N, 2^n): every circuit at once
+        for x, probs in zip(inputs, stage):  # the shots circuit by circuit: one random stream, in circuit order
             cdf = probs.double().cumsum(1)
             u = torch.rand(x.shape[0], self.shots, generator=self.generator, dtype=cdf.dtype) * cdf[:, -1:]
             draws = torch.searchsorted(cdf, u).clamp_max(2**n - 1)  # (N, shots) basis-state indices
@@ -102,9 +102,9 @@ class AerDevice(SamplerDevice):
         # max_parallel_experiments=0: Aer runs the N parameter sets of a PUB in parallel (1.45x here)
         self.backend = backend or AerSimulator(max_parallel_experiments=0)
         self.transpile_options = transpile_options or {"backend": self.backend}
+        self.transpile_key = ("backend", self.backend.name, optimization_level)
         self.sampler = sampler
         self.calls = 0
-        self._cache: dict = {}
 
     def settings(self) -> dict:
         return {
@@ -164,12 +164,10 @@ class AerNoisyDevice(AerDevice):
     ):
         from qiskit_aer import AerSimulator
 
-        from ..calibration import load_calibration, noise_model, target
+        from ..calibration import check_noise_scale, load_calibration, noise_model, target
 
         if method not in self.METHODS:
             raise UsageError(f"unknown Aer method '{method}'; valid: {', '.join(self.METHODS)}")
-        from ..calibration import check_noise_scale
-
         check_noise_scale(noise_scale)
         if method == "auto":
             method = "density_matrix" if shots >= self.DENSITY_MATRIX_SHOTS else "statevector"
@@ -179,6 +177,7 @@ class AerNoisyDevice(AerDevice):
         backend = AerSimulator(noise_model=noise, method=method, max_parallel_experiments=0)
         # Aer's own SamplerV2: with trajectories the noise is drawn per shot
         super().__init__(shots, seed, optimization_level, backend, {"target": target(self.snapshot, 1.0)}, sampler="aer")
+        self.transpile_key = calibrated_transpile_key(self.snapshot, optimization_level)
 
     def settings(self) -> dict:
         from ..calibration import describe
