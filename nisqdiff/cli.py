@@ -127,7 +127,14 @@ def sample(
     noise_scale: Optional[float] = typer.Option(
         None, help="aer-noisy, emulator: multiplies every error rate (0 ideal) [default 1]"
     ),
-    trajectories: Optional[int] = typer.Option(None, help="emulator: quantum trajectories per input [default 32]"),
+    method: Optional[str] = typer.Option(
+        None, help="emulator: exact (exact noisy <Z>, binomial shots) or trajectories; aer-noisy: Aer's method"
+    ),
+    trajectories: Optional[int] = typer.Option(None, help="emulator trajectories method: trajectories per input [default 32]"),
+    zne: Optional[str] = typer.Option(None, help="emulator: zero-noise extrapolation over these noise factors, e.g. 1,2,3"),
+    zne_extrapolator: Optional[str] = typer.Option(
+        None, help="emulator: richardson (default), linear, exponential or polynomial_degree_K"
+    ),
     mitigate_readout: bool = typer.Option(False, help="invert the readout assignment matrices (aer-noisy, emulator, ibm)"),
     backend: Optional[str] = typer.Option(None, help="device ibm: IBM backend name, or fake_* for local testing mode"),
     execution_mode: Optional[str] = typer.Option(None, help="device ibm: session (default), batch or job"),
@@ -141,6 +148,7 @@ def sample(
     device ibm, manifest.json with every job id as it is submitted)."""
     from .device_runs import SampleRun, dry_run_plan, execute, open_run
     from .devices import IBMDevice, load_profile
+    from .devices.zne import parse_factors
     from .files import RunLock, atomic_save, atomic_write_text
     from .images import save_grid
 
@@ -157,6 +165,7 @@ def sample(
         options = {
             "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
             "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend,
+            "method": method, "zne": parse_factors(zne), "zne_extrapolator": zne_extrapolator,
             "execution_mode": execution_mode, "job_timeout": job_timeout,
         }  # fmt: skip
         if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .circuits import CircuitExecutor, ExactSimulator, ExecutionLog
+from .cost import CostWatch, run_cost
 from .diffusion import GaussianDiffusion, ScheduleConfig
 from .errors import UsageError
 from .models import UNet
@@ -135,12 +136,18 @@ class DiffusionPipeline:
     def generate(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
                  seed: int = 0, torch_device: str = "cpu", show_progress: bool = True) -> tuple[torch.Tensor, dict]:  # fmt: skip
         """:meth:`__call__` under a tqdm bar, with the run's metadata: the model's source, the sampling
-        settings and the executor's summary (calls, executions, seconds, standard errors)."""
+        settings and the executor's summary (calls, executions, seconds, standard errors). A device
+        runs under :class:`~nisqdiff.cost.CostWatch` (a bar over its calls; a wall-time estimate and a
+        faster equivalent device on stderr when the run looks long)."""
         from tqdm import tqdm
 
-        log = ExecutionLog(self.executor)
-        self.unet.set_executor(log)
         per_batch = self.steps_per_batch(sampler, steps)
+        watch = None
+        if not isinstance(self.executor, ExactSimulator):  # a device: count its calls, warn when slow
+            cost = run_cost(self.unet, num, per_batch, batch_size)
+            watch = CostWatch(self.executor, cost["calls"], cost["executions"], show=show_progress)
+        log = ExecutionLog(watch or self.executor)
+        self.unet.set_executor(log)
         t0 = time.time()
         try:
             with tqdm(total=per_batch * -(-num // max(batch_size, 1)), desc=f"sample {self.arch} {sampler}", unit="step",
@@ -148,6 +155,8 @@ class DiffusionPipeline:
                 images = self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
         finally:
             self.unet.set_executor(self.executor)
+            if watch is not None:
+                watch.bar.close()
         meta = {
             "checkpoint": self.info.get("source"),
             "checkpoint_sha256": self.info.get("sha256"),

@@ -13,7 +13,6 @@ import csv
 import io
 from pathlib import Path
 
-from .devices.factory import ZNE_FACTORS
 from .errors import StudyError
 from .files import atomic_write, atomic_write_text, read_json
 from .images import grid_array, save_grid
@@ -66,7 +65,9 @@ def _plots(out: Path, rows: list[dict]) -> None:
         for ax, (key, title, err) in zip(axes, metrics):
             groups: dict = {}
             for r in filter(select, rows):
-                tag = (r["calibration"] or "ideal") + (" +readout" if r["readout"] else "") + (" +zne" if r["zne"] else "")
+                zne = f" +zne-{r['zne']}" if isinstance(r["zne"], str) else " +zne" if r["zne"] else ""  # older: a bool
+                tag = (r["calibration"] or "ideal") + (" exact" if r.get("method") == "exact" else "") + (
+                    " +readout" if r["readout"] else "") + zne
                 groups.setdefault(tag, []).append(r)
             for tag, rs in sorted(groups.items()):
                 rs = sorted(rs, key=lambda r: r[xkey])
@@ -152,11 +153,12 @@ def _markdown(result: dict, circuits: list[dict]) -> str:
         "Intervals: basic bootstrap over the generated images (FID - noiseless: paired, the same resampled "
         "indices for both, which the shared seeds make meaningful). Pixel RMSE vs noiseless: how far the same "
         "seed's image moved, averaged over images (pixels in [-1, 1]). "
-        "Notes: `+readout` inverts each qubit's assignment matrix; `+zne` runs every circuit at noise scales "
-        f"{ZNE_FACTORS} and extrapolates to zero (Richardson; as many times the shots as factors). The mean SE column is the average "
-        "standard error of the device's <Z> estimates (shot and, on the emulator, trajectory noise). Emulator "
-        "settings with fewer trajectories than shots carry more estimation noise than the same shots on hardware; "
-        "compare their mean SE with the shots settings'.",
+        "Notes: `+exact` is the emulator's exact method (exact noisy <Z>, binomial shots per qubit); `+readout` "
+        "inverts each qubit's assignment matrix; `+zne[-EXTRAPOLATOR]` runs every circuit at noise factors "
+        "1, 2, 3 and extrapolates to zero (Richardson unless named; as many times the shots as factors). The mean "
+        "SE column is the average standard error of the device's <Z> estimates (shot and, on the trajectory "
+        "emulator, trajectory noise). Trajectory settings with fewer trajectories than shots carry more "
+        "estimation noise than the same shots on hardware; compare their mean SE with the shots settings'.",
         "",
     ]
     return "\n".join(lines)

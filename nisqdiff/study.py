@@ -128,6 +128,8 @@ def plan_study(
     for spec in specs:
         kind = spec.options()["kind"]
         extra = {k: v for k, v in {"seed": seed, "trajectories": trajectories}.items() if k in KIND_OPTIONS[kind]}
+        if spec.options().get("method") == "exact":
+            extra.pop("trajectories", None)  # unused by the exact method
         devices[spec.label] = make_device(spec, **extra)
     options = {"data_dir": data_dir, "num_real": num_real, "backbone": backbone, "bootstrap": bootstrap,
                "inception_path": inception_path}  # fmt: skip
@@ -141,7 +143,8 @@ def run_study(plan: StudyPlan) -> dict:
     :class:`~nisqdiff.errors.StudyError` when the folder holds another study."""
     from tqdm import tqdm
 
-    from .circuits import ExecutionLog
+    from .circuits import ExactSimulator, ExecutionLog
+    from .cost import CostWatch, run_cost
     from .devices.base import call_seed
 
     ident, out, pipe = plan.identity, plan.out, plan.pipe
@@ -152,6 +155,10 @@ def run_study(plan: StudyPlan) -> dict:
         for spec in plan.specs:
             device = plan.devices[spec.label]
             bar.set_postfix_str(spec.label)
+            if todo[spec.label] and not isinstance(device, ExactSimulator):
+                size = ident["batch_size"]  # every batch full but perhaps the last: a close upper bound
+                cost = run_cost(pipe.unet, size * len(todo[spec.label]), ident["steps"], size)
+                device = CostWatch(device, cost["calls"], cost["executions"])
             for b in todo[spec.label]:
                 t0 = time.time()
                 device.reseed(call_seed(ident["seed"], b))  # batch b draws the same device noise when resumed
@@ -161,6 +168,8 @@ def run_study(plan: StudyPlan) -> dict:
                               progress=bar.update, batches=[b])  # fmt: skip
                 record = {"images": images, "device": log.summary(), "seconds": time.time() - t0}
                 atomic_save(record, batch_path(out, spec.slug, b))
+            if isinstance(device, CostWatch):
+                device.bar.close()
     return evaluate_study(out, study, pipe, **plan.options)
 
 
@@ -180,14 +189,16 @@ def complete_settings(out: Path, study: dict) -> list[dict]:
 
 
 def describe_setting(setting: dict) -> dict:
-    """What the report tabulates of a setting: kind, calibration, noise scale, shots, readout, zne and
-    the shots per circuit execution (ZNE runs every circuit once per noise factor)."""
+    """What the report tabulates of a setting: kind, calibration, noise scale, shots, emulator method,
+    readout, zne (its extrapolator, or None) and the shots per circuit execution (ZNE runs every circuit
+    once per noise factor)."""
     opts = spec_of(setting).options()
     noisy = opts["kind"] in ("emulator", "aer-noisy")
     shots = opts.get("shots") if opts["kind"] not in ("noiseless", "depolarized") else None
-    zne = bool(opts.get("zne"))
+    zne = opts.get("zne_extrapolator", "richardson") if opts.get("zne") else None
     return {"kind": opts["kind"], "calibration": opts.get("calibration") if noisy else None,
             "noise_scale": opts.get("noise_scale") if noisy else None, "shots": shots,
+            "method": opts.get("method") if opts["kind"] == "emulator" else None,
             "readout": bool(opts.get("mitigate_readout")), "zne": zne,
             "shots_per_execution": (shots or 0) * (len(opts["zne"]) if zne else 1) or None}  # fmt: skip
 

@@ -18,7 +18,9 @@ def test_device_strings_parse_into_a_profile_and_overrides():
     assert (s.profile, s.overrides) == ("emulator", {"calibration": "fake_sherbrooke", "noise_scale": 0.5, "shots": 1024})
     s = parse_setting("emulator:fake_torino@2/128+readout+zne", 1024)
     assert s.overrides == {"calibration": "fake_torino", "noise_scale": 2.0, "shots": 128, "mitigate_readout": True,
-                           "zne": (1.0, 2.0)}  # fmt: skip
+                           "zne": (1.0, 2.0, 3.0), "zne_extrapolator": "richardson"}  # fmt: skip
+    s = parse_setting("emulator:fake_torino@1+exact+zne-polynomial_degree_2", 64)
+    assert s.overrides | {"method": "exact", "zne_extrapolator": "polynomial_degree_2"} == s.overrides
     assert parse_setting("shots:8192", 1) == DeviceSpec("shots:8192", "shots", {"shots": 8192})
     assert parse_setting("noiseless", 1).profile == "noiseless" and parse_setting("depolarized", 1).profile == "depolarized"
     assert parse_setting("aer-noisy:fake_kyiv@1", 256).options()["kind"] == "aer-noisy"
@@ -33,7 +35,10 @@ def test_device_strings_parse_into_a_profile_and_overrides():
         ("shots:128", "shots", {"shots": 128}),
         ("emulator:fake_sherbrooke@1", "emulator", {"calibration": "fake_sherbrooke", "noise_scale": 1.0, "shots": 1024}),
         ("emulator:fake_torino@0.5/256+readout+zne", "emulator",
-         {"calibration": "fake_torino", "noise_scale": 0.5, "shots": 256, "mitigate_readout": True, "zne": (1.0, 2.0)}),
+         {"calibration": "fake_torino", "noise_scale": 0.5, "shots": 256, "mitigate_readout": True, "zne": (1.0, 2.0, 3.0)}),
+        ("emulator:fake_torino@1/256+exact+zne-exponential", "emulator",
+         {"calibration": "fake_torino", "noise_scale": 1.0, "shots": 256, "method": "exact", "zne": (1, 2, 3),
+          "zne_extrapolator": "exponential"}),
         ("aer-noisy:fake_kyiv@2/64+readout", "aer-noisy",
          {"calibration": "fake_kyiv", "noise_scale": 2.0, "shots": 64, "mitigate_readout": True}),
     ],

@@ -124,6 +124,8 @@ def compile_program(circuit, errors: dict, readout: dict) -> Program:
 
     phys_of = {q: circuit.find_bit(q).index for q in circuit.qubits}
     active = sorted({phys_of[q] for inst in circuit.data if inst.operation.name != "barrier" for q in inst.qubits})
+    pairs = {tuple(sorted(phys_of[q] for q in inst.qubits)) for inst in circuit.data if len(inst.qubits) == 2}
+    active = path_order(active, pairs)
     local = {p: i for i, p in enumerate(active)}
     prelude: list[list] = [[] for _ in active]
     pending: dict[int, SuperOp] = {}  # local qubit -> single-qubit channel not yet emitted
@@ -205,6 +207,38 @@ def compile_program(circuit, errors: dict, readout: dict) -> Program:
     stats = {"active_qubits": len(active), "one_qubit_gates": one_q, "two_qubit_gates": two_q,
              "channels": len(channels)}  # fmt: skip
     return Program(len(active), prelude_ops, channels, [measured[c] for c in order], probs.reshape(-1, 2), stats)
+
+
+def path_order(nodes: list[int], pairs: set[tuple[int, int]]) -> list[int]:
+    """``nodes`` ordered along a longest simple path of the coupling graph ``pairs`` (the qubits a routed
+    circuit couples; a path or nearly one on heavy-hex devices), the others inserted after a neighbour,
+    so that most two-qubit channels act on adjacent simulated qubits. Exhaustive over simple paths
+    (fine for the dozen active qubits of these circuits; beyond 20 nodes the sorted order is kept)."""
+    if len(nodes) > 20:
+        return sorted(nodes)
+    nbrs: dict[int, list[int]] = {n: [] for n in nodes}
+    for a, b in sorted(pairs):
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    best: list[int] = []
+
+    def walk(path: list[int]) -> None:
+        nonlocal best
+        if len(path) > len(best):
+            best = list(path)
+        for m in nbrs[path[-1]]:
+            if m not in path:
+                path.append(m)
+                walk(path)
+                path.pop()
+
+    for n in sorted(nodes):
+        walk([n])
+    order = list(best)
+    for n in sorted(set(nodes) - set(order)):
+        near = [order.index(m) for m in nbrs[n] if m in order]
+        order.insert(near[0] + 1 if near else len(order), n)
+    return order
 
 
 def _pick(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

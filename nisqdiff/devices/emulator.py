@@ -1,51 +1,54 @@
-"""``emulator``: the fast noisy device, batched quantum trajectories in torch.
+"""``emulator``: the fast noisy device, exact or by batched quantum trajectories, in torch.
 
 It computes what ``aer-noisy`` computes for the same calibration: the circuit is transpiled exactly as
 ``aer-noisy`` transpiles it (same Target, optimization level and seed), every gate gets the same Aer
 ``QuantumError`` (``basic_device_gate_errors`` at the same ``noise_scale``) and every measured qubit the
-same readout error, and :mod:`nisqdiff.circuits.trajectories` unravels the noisy evolution into pure-
-state trajectories on the 12 active qubits. Each input runs ``trajectories`` trajectories; ``shots``
-shots per input are split evenly over them (one trajectory per shot when trajectories == shots, which
-is what hardware does). With fewer trajectories than shots the estimate stays unbiased but carries more
-trajectory noise than the same shots on hardware; its standard error (the spread of the per-
-trajectory estimates) includes that noise, so it is honest either way. ``shots=None`` averages the exact
-readout-corrupted marginals of the trajectories (the noisy expectation value, up to trajectory noise).
+same readout error, compiled once per circuit and noise scale by
+:func:`~nisqdiff.circuits.trajectories.compile_program`. Two methods evaluate it:
 
-Mitigation options: ``mitigate_readout`` inverts each qubit's assignment matrix (as ``aer-noisy``);
-``zne`` = noise-scale factors (e.g. (1, 2, 3)): the circuit runs at ``noise_scale * f`` for each
-factor (each with ``shots`` shots) and <Z> is Richardson-extrapolated to zero noise, its standard error
-propagated. Runs on CPU or CUDA (``torch_device``; the CUDA path has not been run on a GPU yet).
+* ``exact`` (:mod:`nisqdiff.circuits.heisenberg`): each qubit's noisy <Z> as an exact polynomial of the
+  inputs, computed once per circuit (seconds) and evaluated for any number of inputs (well under a
+  millisecond each): Aer's density-matrix value. With ``shots`` S, each qubit's count of ones is drawn
+  from Binomial(S, p1) of its exact readout-corrupted marginal: each <Z_q> estimate has exactly the
+  distribution it has from S shots, but the qubits' estimates are independent, whereas one shot record
+  correlates them (a joint bit string per shot); use ``trajectories`` for full bit-string statistics.
+* ``trajectories`` (:mod:`nisqdiff.circuits.trajectories`): each input runs ``trajectories`` pure-state
+  trajectories; ``shots`` shots per input are split evenly over them (one trajectory per shot when
+  trajectories == shots, as on hardware). Unbiased; its standard error (the spread of the per-trajectory
+  estimates) includes the trajectory noise. ``shots=None`` averages the exact readout-corrupted marginals.
+
+Mitigation: ``mitigate_readout`` inverts each qubit's assignment matrix (as ``aer-noisy``); ``zne`` =
+noise factors (e.g. (1, 2, 3)): the circuit runs at ``noise_scale * f`` for each factor (each with
+``shots`` shots), readout-mitigated at each factor if asked, and is extrapolated to zero noise by
+``zne_extrapolator`` (:mod:`.zne`), its standard error propagated. On the exact method without shots
+both are exact in expectation. Runs on CPU or CUDA (``torch_device``; not yet run on a GPU).
 """
 
 from __future__ import annotations
 
-
 import torch
 
 from ..circuits import ExpvalResult
+from ..circuits.heisenberg import ExactProgram, compile_exact
 from ..circuits.trajectories import Program, compile_program, run_program
 from ..errors import UsageError
-from .base import SamplerDevice, calibrated_transpile_key, call_seed, check_shots, mitigate_readout
+from .base import SamplerDevice, calibrated_transpile_key, call_seed, check_shots, mitigate_readout, shot_stderr
+from .zne import check_factors, degree, extrapolate
+
+METHODS = ("exact", "trajectories")
 
 
-def richardson_weights(factors: tuple[float, ...]) -> list[float]:
-    """Weights c_i with sum_i c_i f(x_i) the polynomial extrapolation of f to 0 through the points
-    (x_i = ``factors``): c_i = prod_{j != i} x_j / (x_j - x_i). :class:`~nisqdiff.errors.UsageError`
-    for fewer than two or repeated factors."""
-    if len(factors) < 2 or len(set(factors)) != len(factors):
-        raise UsageError(f"ZNE needs at least two distinct noise factors, got {factors}")
-    out = []
-    for i, xi in enumerate(factors):
-        c = 1.0
-        for j, xj in enumerate(factors):
-            if j != i:
-                c *= xj / (xj - xi)
-        out.append(c)
-    return out
+def check_method(method: str) -> str:
+    """``method`` if it is an emulator method, else :class:`~nisqdiff.errors.UsageError` listing them."""
+    if method not in METHODS:
+        raise UsageError(f"unknown emulator method '{method}'; valid: {', '.join(METHODS)}")
+    return method
 
 
 class EmulatorDevice(SamplerDevice):
-    """Noisy emulation of a calibrated device by batched quantum trajectories (see the module doc)."""
+    """Noisy emulation of a calibrated device, exact or by quantum trajectories (see the module doc).
+    :class:`~nisqdiff.errors.UsageError` for an unknown method, trajectories below 2, shots that the
+    trajectories do not divide, bad ZNE factors or extrapolator."""
 
     name = "emulator"
 
@@ -58,26 +61,35 @@ class EmulatorDevice(SamplerDevice):
         seed: int = 0,
         mitigate_readout: bool = False,
         zne: tuple[float, ...] | None = None,
+        zne_extrapolator: str = "richardson",
+        method: str = "trajectories",
         optimization_level: int = 3,
         torch_device: str = "cpu",
     ):
-        from ..calibration import check_noise_scale, load_calibration, target
+        from ..calibration import MAX_NOISE_SCALE, check_noise_scale, load_calibration, target
 
         check_noise_scale(noise_scale)
-        if trajectories < 2:
+        self.method = check_method(method)
+        if method == "trajectories" and trajectories < 2:
             raise UsageError(f"--trajectories must be at least 2 (their spread is the standard error), got {trajectories}")
+        self.zne = check_factors(zne) if zne else None
+        self.zne_extrapolator = zne_extrapolator
+        if self.zne:
+            degree(zne_extrapolator, len(self.zne))
+            if noise_scale * max(self.zne) > MAX_NOISE_SCALE:
+                raise UsageError(f"--noise-scale {noise_scale} times the largest ZNE factor {max(self.zne)} exceeds "
+                                 f"the maximum noise scale {MAX_NOISE_SCALE:g}; lower one of them")  # fmt: skip
         self.snapshot = load_calibration(calibration)
         self.transpile_options = {"target": target(self.snapshot, 1.0)}  # what aer-noisy transpiles against
         self.transpile_key = calibrated_transpile_key(self.snapshot, optimization_level)
         self.shots = None if shots is None else check_shots(shots)
-        if shots is not None:
+        if shots is not None and method == "trajectories":
             trajectories = min(trajectories, shots)
             if shots % trajectories:
                 raise UsageError(f"--shots ({shots}) must be a multiple of the trajectories ({trajectories})")
-        self.trajectories, self.seed, self.noise_scale = trajectories, seed, noise_scale
+        self.trajectories = trajectories if method == "trajectories" else None
+        self.seed, self.noise_scale = seed, noise_scale
         self.mitigate_readout, self.optimization_level, self.torch_device = mitigate_readout, optimization_level, torch_device
-        self.zne = tuple(zne) if zne else None
-        self.zne_weights = richardson_weights(self.zne) if self.zne else None
         self.calls = 0
         self._programs: dict = {}
 
@@ -86,6 +98,7 @@ class EmulatorDevice(SamplerDevice):
 
         out = {
             "device": self.name,
+            "method": self.method,
             "shots": self.shots,
             "trajectories": self.trajectories,
             "seed": self.seed,
@@ -94,40 +107,57 @@ class EmulatorDevice(SamplerDevice):
             "mitigate_readout": self.mitigate_readout,
             "optimization_level": self.optimization_level,
         }
-        return out | ({"zne_factors": list(self.zne)} if self.zne else {})
+        if self.method == "exact":
+            del out["trajectories"]
+        return out | ({"zne_factors": list(self.zne), "zne_extrapolator": self.zne_extrapolator} if self.zne else {})
 
-    def program(self, circuit, scale: float) -> Program:
-        """The compiled noisy program of a transpiled circuit at noise scale ``scale`` (cached)."""
+    def program(self, circuit, scale: float) -> Program | ExactProgram:
+        """The compiled noisy program of a transpiled circuit at noise scale ``scale`` (cached; for the
+        exact method its :class:`~nisqdiff.circuits.heisenberg.ExactProgram`)."""
         key = (id(circuit), scale)
         if key not in self._programs:
-            self._programs[key] = emulator_program(circuit, self.snapshot, scale).to(self.torch_device)
+            prog = emulator_program(circuit, self.snapshot, scale)
+            self._programs[key] = compile_exact(prog, self.torch_device) if self.method == "exact" else prog.to(self.torch_device)
         return self._programs[key]
+
+    def _estimate(self, prog, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(<Z>, standard error) (N, n_clbits) float64 on CPU of one circuit at one noise scale."""
+        if self.method == "trajectories":
+            z, se = run_program(prog, x.to(self.torch_device), self.trajectories, self.shots, gen)
+            return z.cpu().double(), se.cpu().double()
+        z = prog.expval(x)
+        if self.shots is None:
+            return z.cpu(), torch.zeros_like(z, device="cpu")
+        p1 = ((1 - z) / 2).clamp(0, 1)
+        ones = torch.binomial(torch.full_like(p1, float(self.shots)), p1, generator=gen)
+        z = (1 - 2 * ones / self.shots).cpu()
+        return z, shot_stderr(z, self.shots)
 
     def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
         circuits = [self.transpiled(ansatz, w) for w in weights]
         gen = torch.Generator(self.torch_device).manual_seed(call_seed(self.seed, self.calls))
         self.calls += 1
         factors = self.zne or (1.0,)
-        evs, stds, circuit_meta = [], [], []
+        evs, stds, circuit_meta, fallbacks = [], [], [], 0
         for circuit, x in zip(circuits, inputs):
             zs, ses = [], []
             for f in factors:  # readout mitigation at each factor's own scale, then the extrapolation
                 prog = self.program(circuit, self.noise_scale * f)
-                z, se = run_program(prog, x.to(self.torch_device), self.trajectories, self.shots, gen)
-                z, se = z.cpu().double(), se.cpu().double()
+                z, se = self._estimate(prog, x, gen)
                 if self.mitigate_readout and self.noise_scale > 0:
                     z, se = mitigate_readout(z, se, prog.readout)
                 zs.append(z)
                 ses.append(se)
             if self.zne:
-                z = sum(c * zi for c, zi in zip(self.zne_weights, zs)).clamp(-1, 1)
-                se = sum((c * si).square() for c, si in zip(self.zne_weights, ses)).sqrt()
+                z, se, fell_back = extrapolate(self.zne, zs, ses, self.zne_extrapolator)
+                fallbacks += fell_back
             else:
                 z, se = zs[0], ses[0]
             evs.append(z)
             stds.append(se)
             circuit_meta.append({**circuit.metadata, **prog.stats})
-        return ExpvalResult(torch.stack(evs), torch.stack(stds), {"readout_mitigated": self.mitigate_readout}, circuit_meta)
+        meta = {"readout_mitigated": self.mitigate_readout} | ({"zne_fallbacks": fallbacks} if self.zne else {})
+        return ExpvalResult(torch.stack(evs), torch.stack(stds), meta, circuit_meta)
 
 
 def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
@@ -141,10 +171,13 @@ def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
     return compile_program(circuit, errors, readout)
 
 
-def aer_exact_expval(circuit, snapshot: dict, scale: float, inputs: torch.Tensor, threads: int = 0) -> torch.Tensor:
+def aer_exact_expval(
+    circuit, snapshot: dict, scale: float, inputs: torch.Tensor, threads: int = 0, readout: bool = True
+) -> torch.Tensor:
     """The reference the emulator is validated against: <Z_q> (N, n_clbits) of a transpiled, measured
     circuit from Qiskit Aer's density-matrix method with :func:`~nisqdiff.calibration.noise_model` at
-    ``scale``; the readout errors are applied exactly to each qubit's marginal, so there is no shot noise.
+    ``scale``; the readout errors are applied exactly to each qubit's marginal (``readout=False``: not at
+    all), so there is no shot noise.
     ``inputs`` (N, n_inputs) radians; one Aer run per input (``threads`` 0: Aer's default)."""
     import numpy as np
     from qiskit_aer import AerSimulator
@@ -157,7 +190,7 @@ def aer_exact_expval(circuit, snapshot: dict, scale: float, inputs: torch.Tensor
     phys = circuit.layout.final_index_layout()
     qc.save_probabilities(phys)
     cols = input_columns(qc)
-    ro = np.array(readout_errors(snapshot, phys, scale)) if scale else np.zeros((len(phys), 2))
+    ro = np.array(readout_errors(snapshot, phys, scale)) if scale and readout else np.zeros((len(phys), 2))
     bits = (np.arange(2 ** len(phys))[:, None] >> np.arange(len(phys))[None, :]) & 1  # qubit i = bit i
     out = []
     for row in inputs.double().numpy():

@@ -3,8 +3,10 @@
 Every device is built here, by :func:`make_device`, from a profile (``devices/*.toml``, see
 :mod:`.profiles`) and overrides (command-line options or a study setting). A study's setting string is
 parsed by :func:`parse_setting` into a :class:`DeviceSpec` (a label, a profile name and overrides) and
-goes through the same factory, so ``emulator:fake_sherbrooke@1/1024+readout`` builds the same device as
-``--device emulator --calibration fake_sherbrooke --noise-scale 1 --shots 1024 --mitigate-readout``.
+goes through the same factory, so ``emulator:fake_sherbrooke@1/1024+exact+readout`` builds the same
+device as ``--device emulator --method exact --calibration fake_sherbrooke --noise-scale 1 --shots 1024
+--mitigate-readout``. ``+zne`` runs the noise factors 1, 2, 3 with Richardson's extrapolation,
+``+zne-linear``, ``+zne-exponential``, ``+zne-polynomial_degree_K`` the other extrapolators.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from ..circuits import CircuitExecutor, ExactSimulator
 from ..errors import StudyError, UsageError
 from .base import check_seed
 from .profiles import KIND_OPTIONS, load_profile
+from .zne import DEFAULT_FACTORS
 
 GRAMMAR = (
-    "noiseless | depolarized | shots:SHOTS | emulator:CALIBRATION@SCALE[/SHOTS][+readout][+zne] | "
+    "noiseless | depolarized | shots:SHOTS | emulator:CALIBRATION@SCALE[/SHOTS][+exact][+readout][+zne[-EXTRAPOLATOR]] | "
     "aer-noisy:CALIBRATION@SCALE[/SHOTS][+readout]"
 )
 SETTING_KINDS = ("noiseless", "depolarized", "shots", "emulator", "aer-noisy")
-ZNE_FACTORS = (1.0, 2.0)
-_NOISY = re.compile(r"^(emulator|aer-noisy):([^@/+]+)@([0-9.]+(?:e-?[0-9]+)?)(?:/([0-9]+))?((?:\+[a-z]+)*)$")
+_NOISY = re.compile(r"^(emulator|aer-noisy):([^@/+]+)@([0-9.]+(?:e-?[0-9]+)?)(?:/([0-9]+))?((?:\+[a-z0-9_-]+)*)$")
+_EMULATOR_EXTRAS = ("exact", "zne", *(f"zne-{e}" for e in ("richardson", "linear", "exponential")))
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,10 @@ def parse_setting(text: str, default_shots: int = 1024) -> DeviceSpec:
         raise StudyError(f"device {text!r} does not parse; grammar: {GRAMMAR}")
     kind, calibration, scale, shots, extras = m.groups()
     options = [e for e in extras.split("+") if e]
-    bad = [e for e in options if e not in ("readout", "zne") or (e == "zne" and kind != "emulator")]
+    valid = ("readout", *_EMULATOR_EXTRAS) if kind == "emulator" else ("readout",)
+    bad = [e for e in options if e not in valid and not (kind == "emulator" and re.fullmatch(r"zne-polynomial_degree_[1-7]", e))]
+    if sum(e.startswith("zne") for e in options) > 1:
+        bad.append("zne (once)")
     if bad or len(set(options)) != len(options):
         raise StudyError(f"device {text!r}: unknown or repeated option(s) {', '.join(bad) or options}; grammar: {GRAMMAR}")
     from ..calibration import load_calibration
@@ -76,8 +82,12 @@ def parse_setting(text: str, default_shots: int = 1024) -> DeviceSpec:
     overrides = {"calibration": calibration, "noise_scale": float(scale), "shots": int(shots) if shots else default_shots}
     if "readout" in options:
         overrides["mitigate_readout"] = True
-    if "zne" in options:
-        overrides["zne"] = ZNE_FACTORS
+    if "exact" in options:
+        overrides["method"] = "exact"
+    for e in options:
+        if e.startswith("zne"):
+            overrides["zne"] = DEFAULT_FACTORS
+            overrides["zne_extrapolator"] = e[4:] or "richardson"
     return DeviceSpec(text, kind, overrides)
 
 
@@ -97,8 +107,9 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
     ``options`` (None = the profile's value) overriding it. Returns a
     :class:`~nisqdiff.circuits.executor.CircuitExecutor`: ``noiseless`` is the exact simulator itself.
 
-    Options: shots, seed, calibration, noise_scale, method, mitigate_readout, optimization_level, backend,
-    execution_mode, job_timeout, max_executions_per_job, trajectories, zne, torch_device (emulator: cpu or
+    Options: shots, seed, calibration, noise_scale, method (emulator: exact or trajectories; aer-noisy:
+    Aer's), mitigate_readout, zne (factors), zne_extrapolator, optimization_level, backend,
+    execution_mode, job_timeout, max_executions_per_job, trajectories, torch_device (emulator: cpu or
     cuda), sampler (aer: probabilities or aer). Raises :class:`~nisqdiff.errors.UsageError` for an
     unknown device (listing the valid ones), an option its kind does not take, or a missing required one.
     """
@@ -113,6 +124,10 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
     for key in spec.overrides:
         if key not in KIND_OPTIONS[kind]:
             raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{load_profile(spec.profile)['name']}' (kind {kind})")
+    if kind == "emulator" and opts.get("method") == "exact":
+        if "trajectories" in spec.overrides:
+            raise UsageError("--trajectories is unused by the emulator's exact method; drop it (or use --method trajectories)")
+        opts.pop("trajectories", None)
     if "seed" in opts:
         check_seed(opts["seed"])
     if opts.get("job_timeout") is not None and not opts["job_timeout"] > 0:

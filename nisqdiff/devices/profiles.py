@@ -1,8 +1,8 @@
 """Device profiles: the readable TOML files of ``devices/`` (installed as ``nisqdiff/profiles``).
 
 A profile names a device ``kind`` (noiseless, depolarized, shots, aer, aer-noisy, emulator, ibm) and its settings:
-shots, seed, calibration, noise_scale, trajectories, backend, sampler, ``[transpile] optimization_level``,
-``[mitigation] readout`` and ``zne``, execution_mode, job_timeout_s and ``[limits] max_executions_per_job``.
+shots, seed, calibration, noise_scale, method, trajectories, backend, sampler, ``[transpile]
+optimization_level``, ``[mitigation] readout``, ``zne`` and ``zne_extrapolator``, execution_mode, job_timeout_s and ``[limits] max_executions_per_job``.
 :func:`nisqdiff.devices.factory.make_device` builds a device from a profile and overrides.
 """
 
@@ -21,7 +21,7 @@ KIND_OPTIONS = {
     "aer": {"shots", "seed", "optimization_level", "sampler"},
     "aer-noisy": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "method"},
     "emulator": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "trajectories",
-                 "zne", "torch_device"},
+                 "zne", "zne_extrapolator", "method", "torch_device"},
     "ibm": {"shots", "seed", "backend", "optimization_level", "mitigate_readout", "execution_mode", "job_timeout",
             "max_executions_per_job"},
 }  # fmt: skip
@@ -31,6 +31,7 @@ OPTION_TYPES = {
     "shots": int, "seed": int, "calibration": str, "noise_scale": (int, float), "trajectories": int, "backend": str,
     "sampler": str, "optimization_level": int, "mitigate_readout": bool, "zne": tuple, "execution_mode": str,
     "job_timeout": (int, float), "max_executions_per_job": int, "method": str, "torch_device": str,
+    "zne_extrapolator": str,
 }  # fmt: skip
 
 
