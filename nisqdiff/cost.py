@@ -69,9 +69,9 @@ class CostWatch:
             if self.estimate_s > self.warn_s:
                 alt = faster_alternative(self.executor.settings())
                 self.bar.write(
-                    f"{self.name}: {self.executions:,} circuit executions in {self.calls:,} device calls; the first "
-                    f"call took {self.estimate_s / self.calls:.1f} s, so about {_duration(self.estimate_s)} in all"
-                    + (f". {alt}" if alt else ""),
+                    f"{self.name}: {self.executions:,} circuit executions in {self.calls:,} device calls; the first call "
+                    f"took {self.estimate_s / self.calls:.1f} s with its one-off work (transpiling, compiling), so at "
+                    f"most about {_duration(self.estimate_s)} in all" + (f". {alt}" if alt else ""),
                     file=sys.stderr,
                 )
         return result

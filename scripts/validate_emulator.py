@@ -8,7 +8,8 @@ For each calibration: one HQConv circuit with random weights (the "trained weigh
 N random inputs; at noise scales 0, 1 and 2 the emulator's <Z_q> (exact readout marginals averaged over
 T trajectories, standard error from their spread) is compared with Aer's exact expectation values. Prints
 per scale the largest |difference|, the largest |difference| / SE and the fraction within 4 SE (the
-reference has no statistical error, so "combined" SE = the emulator's). The exact method
+reference has no statistical error, so "combined" SE = the emulator's), and the correlation |r| between
+qubits' Z outcomes within one shot (what the exact method's per-qubit binomial shots leave out). The exact method
 (``--method exact``) is compared too: its largest |difference| from Aer (it has no statistical error, so
 this is the whole story) and its one-off seconds per circuit.
 """
@@ -26,7 +27,7 @@ from nisqdiff.circuits import expval
 from nisqdiff.circuits.heisenberg import compile_exact
 from nisqdiff.circuits.trajectories import run_program
 from nisqdiff.devices import EmulatorDevice
-from nisqdiff.devices.emulator import aer_exact_expval, emulator_program
+from nisqdiff.devices.emulator import aer_exact_expval, aer_exact_probabilities, emulator_program
 
 
 def circuit_and_weights(checkpoint: str | None, seed: int) -> tuple[str, torch.Tensor]:
@@ -36,6 +37,21 @@ def circuit_and_weights(checkpoint: str | None, seed: int) -> tuple[str, torch.T
 
     first = DiffusionPipeline.from_pretrained(checkpoint).unet.circuit_inventory()[0]
     return first["ansatz"], first["weights"]
+
+
+def shot_correlations(probs: torch.Tensor) -> torch.Tensor:
+    """|r_ij| (N * n(n-1)/2,) between the Z outcomes of qubits i != j in one shot, from the joint
+    probabilities (N, 2^n) before readout: what the exact method's independent per-qubit (binomial) shot
+    sampling leaves out (the estimates' covariance is r_ij sd_i sd_j / shots on hardware, 0 there)."""
+    n = int(math.log2(probs.shape[1]))
+    z = 1 - 2 * ((torch.arange(probs.shape[1])[:, None] >> torch.arange(n)[None, :]) & 1).double()  # (2^n, n)
+    mean = probs @ z
+    second = torch.einsum("ks,si,sj->kij", probs, z, z)
+    cov = second - mean[:, :, None] * mean[:, None, :]
+    sd = cov.diagonal(dim1=1, dim2=2).clamp_min(1e-12).sqrt()
+    r = (cov / (sd[:, :, None] * sd[:, None, :])).abs()
+    i, j = torch.triu_indices(n, n, 1)
+    return r[:, i, j].flatten()
 
 
 def main() -> None:
@@ -64,8 +80,10 @@ def main() -> None:
             z, se = run_program(prog, inputs.float(), args.trajectories, None, torch.Generator().manual_seed(args.seed + 2))
             t_emu = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ref = aer_exact_expval(circuit, dev.snapshot, scale, inputs)
+            probs = aer_exact_probabilities(circuit, dev.snapshot, scale, inputs)
             t_aer = time.perf_counter() - t0
+            ref = aer_exact_expval(circuit, dev.snapshot, scale, inputs, probabilities=probs)
+            corr = shot_correlations(probs)
             t0 = time.perf_counter()
             exact = compile_exact(prog).expval(inputs)
             t_exact = time.perf_counter() - t0
@@ -78,12 +96,14 @@ def main() -> None:
                    "max_diff_over_se": float(ratio.max()) if scale else None,
                    "within_4se": float((diff <= 4 * se.double() + 1e-6).double().mean()),
                    "mean_abs_noise_effect": float((ref - ideal).abs().mean()),
-                   "exact_max_abs_diff": exact_diff, "exact_s": round(t_exact, 2),
+                   "exact_max_abs_diff": exact_diff, "max_abs_shot_correlation": float(corr.max()),
+                   "mean_abs_shot_correlation": float(corr.mean()), "exact_s": round(t_exact, 2),
                    "emulator_s": round(t_emu, 2), "aer_dm_s": round(t_aer, 2), **prog.stats}  # fmt: skip
             rows.append(row)
             print(f"{cal:16s} scale {scale:3.1f}: max|diff| {row['max_abs_diff']:.4f}  mean SE {row['mean_se']:.4f}  "
                   f"max|diff|/SE {row['max_diff_over_se'] or 0:.2f}  within 4 SE {100 * row['within_4se']:.0f}%  "
                   f"mean|noisy - ideal| {row['mean_abs_noise_effect']:.3f}  exact: max|diff| {exact_diff:.1e}  "
+                  f"shot correlation |r| mean {float(corr.mean()):.3f} max {float(corr.max()):.3f}  "
                   f"(trajectories {t_emu:.1f} s, exact {t_exact:.1f} s, Aer density matrix {t_aer:.1f} s)", flush=True)  # fmt: skip
     if args.out:
         with open(args.out, "w") as fh:

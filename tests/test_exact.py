@@ -13,7 +13,7 @@ from nisqdiff.circuits import expval, get_spec
 from nisqdiff.circuits.heisenberg import compile_exact
 from nisqdiff.circuits.trajectories import compile_program, path_order, run_program
 from nisqdiff.devices import EmulatorDevice
-from nisqdiff.devices.emulator import aer_exact_expval, emulator_program
+from nisqdiff.devices.emulator import aer_exact_expval, aer_exact_probabilities, emulator_program
 from nisqdiff.devices.zne import extrapolate, fit_weights, variance_amplification
 from nisqdiff.errors import DeviceError
 
@@ -51,8 +51,10 @@ def test_exact_on_a_12_qubit_hqconv_circuit_equals_aer_and_the_trajectories():
     prog = emulator_program(circuit, dev.snapshot, 1.0)
     assert prog.stats["active_qubits"] == 12 and prog.stats["channels"] < prog.stats["two_qubit_gates"]
     exact = compile_exact(prog)
-    ref = aer_exact_expval(circuit, dev.snapshot, 1.0, inputs)
-    assert (exact.expval(inputs) - ref).abs().max() < 1e-5
+    probs = aer_exact_probabilities(circuit, dev.snapshot, 1.0, inputs)
+    ref = aer_exact_expval(circuit, dev.snapshot, 1.0, inputs, probabilities=probs)
+    bare = aer_exact_expval(circuit, dev.snapshot, 1.0, inputs, readout=False, probabilities=probs)
+    assert (exact.expval(inputs) - ref).abs().max() < 1e-5 and (exact.expval(inputs, readout=False) - bare).abs().max() < 1e-5
     z, se = run_program(prog, inputs.float(), 256, None, torch.Generator().manual_seed(2))
     assert ((z.double() - ref).abs() <= 4 * se.double()).all()  # the trajectory method agrees within 4 SE
 

@@ -32,6 +32,7 @@ import torch
 from ..errors import DeviceError
 from .trajectories import Channel, InputRZ, Program
 
+MAX_QUBITS = 14  # two 4^14 float64 buffers are 4.3 GB
 _PAULI = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
 
 
@@ -246,10 +247,13 @@ def compile_exact(program: Program, torch_device: str | torch.device = "cpu") ->
     """The :class:`ExactProgram` of a compiled noisy program (the channels of
     :func:`~nisqdiff.circuits.trajectories.compile_program`, hence exactly ``aer-noisy``'s noise).
     Cost: one Heisenberg pass per measured bit over its light cone (at most 4^n_active x 16 x channels
-    multiply-adds each). Raises :class:`~nisqdiff.errors.DeviceError` for a qubit with more than one
-    input gate."""
+    multiply-adds each; memory 2 x 4^n_active float64). Raises :class:`~nisqdiff.errors.DeviceError` for a
+    qubit with more than one input gate or more than :data:`MAX_QUBITS` active qubits."""
     t0 = time.perf_counter()
     n = program.num_qubits
+    if n > MAX_QUBITS:
+        raise DeviceError(f"the exact method holds 4^n-entry operators; {n} active qubits is more than its {MAX_QUBITS} "
+                          "(use --method trajectories)")  # fmt: skip
     maps, gates = zip(*(_prelude_map(ops) for ops in program.prelude))
     transfer = []
     for ch in program.main:

@@ -105,11 +105,14 @@ def call_seed(seed: int, call: int) -> int:
 
 
 _TRANSPILED: dict = {}  # (transpile_key, ansatz, weights) -> transpiled circuit, shared by all devices
+PROGRAMS: dict = {}  # the emulator's compiled programs: key -> (the circuit, kept alive for its id, program)
 
 
 def clear_transpile_cache() -> None:
-    """Forget every transpiled circuit of this process (they are kept for its lifetime otherwise)."""
+    """Forget every transpiled circuit and compiled emulator program of this process (they are kept for
+    its lifetime otherwise)."""
     _TRANSPILED.clear()
+    PROGRAMS.clear()
 
 
 def calibrated_transpile_key(snapshot: dict, optimization_level: int) -> tuple:

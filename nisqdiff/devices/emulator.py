@@ -32,7 +32,7 @@ from ..circuits import ExpvalResult
 from ..circuits.heisenberg import ExactProgram, compile_exact
 from ..circuits.trajectories import Program, compile_program, run_program
 from ..errors import UsageError
-from .base import SamplerDevice, calibrated_transpile_key, call_seed, check_shots, mitigate_readout, shot_stderr
+from .base import PROGRAMS, SamplerDevice, calibrated_transpile_key, call_seed, check_shots, mitigate_readout, shot_stderr
 from .zne import check_factors, degree, extrapolate
 
 METHODS = ("exact", "trajectories")
@@ -91,7 +91,6 @@ class EmulatorDevice(SamplerDevice):
         self.seed, self.noise_scale = seed, noise_scale
         self.mitigate_readout, self.optimization_level, self.torch_device = mitigate_readout, optimization_level, torch_device
         self.calls = 0
-        self._programs: dict = {}
 
     def settings(self) -> dict:
         from ..calibration import describe
@@ -112,13 +111,17 @@ class EmulatorDevice(SamplerDevice):
         return out | ({"zne_factors": list(self.zne), "zne_extrapolator": self.zne_extrapolator} if self.zne else {})
 
     def program(self, circuit, scale: float) -> Program | ExactProgram:
-        """The compiled noisy program of a transpiled circuit at noise scale ``scale`` (cached; for the
-        exact method its :class:`~nisqdiff.circuits.heisenberg.ExactProgram`)."""
-        key = (id(circuit), scale)
-        if key not in self._programs:
+        """The compiled noisy program of a transpiled circuit at noise scale ``scale`` (for the exact
+        method its :class:`~nisqdiff.circuits.heisenberg.ExactProgram`), cached in the process for every
+        emulator of the same calibration: a study's settings share what they have in common."""
+        from ..calibration import describe
+
+        key = (id(circuit), tuple(describe(self.snapshot).values()), scale, self.method, str(self.torch_device))
+        if key not in PROGRAMS:
             prog = emulator_program(circuit, self.snapshot, scale)
-            self._programs[key] = compile_exact(prog, self.torch_device) if self.method == "exact" else prog.to(self.torch_device)
-        return self._programs[key]
+            prog = compile_exact(prog, self.torch_device) if self.method == "exact" else prog.to(self.torch_device)
+            PROGRAMS[key] = (circuit, prog)  # the circuit stays alive, so its id is not reused
+        return PROGRAMS[key][1]
 
     def _estimate(self, prog, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(<Z>, standard error) (N, n_clbits) float64 on CPU of one circuit at one noise scale."""
@@ -171,30 +174,36 @@ def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
     return compile_program(circuit, errors, readout)
 
 
-def aer_exact_expval(
-    circuit, snapshot: dict, scale: float, inputs: torch.Tensor, threads: int = 0, readout: bool = True
-) -> torch.Tensor:
-    """The reference the emulator is validated against: <Z_q> (N, n_clbits) of a transpiled, measured
-    circuit from Qiskit Aer's density-matrix method with :func:`~nisqdiff.calibration.noise_model` at
-    ``scale``; the readout errors are applied exactly to each qubit's marginal (``readout=False``: not at
-    all), so there is no shot noise.
-    ``inputs`` (N, n_inputs) radians; one Aer run per input (``threads`` 0: Aer's default)."""
+def aer_exact_probabilities(circuit, snapshot: dict, scale: float, inputs: torch.Tensor, threads: int = 0) -> torch.Tensor:
+    """The joint outcome probabilities (N, 2^n_clbits) float64 of a transpiled, measured circuit before
+    readout errors, from Qiskit Aer's density-matrix method with :func:`~nisqdiff.calibration.noise_model`
+    at ``scale`` (bit i of an outcome index = logical qubit i). ``inputs`` (N, n_inputs) radians; one Aer
+    run per input (``threads`` 0: Aer's default)."""
     import numpy as np
     from qiskit_aer import AerSimulator
 
-    from ..calibration import noise_model, readout_errors
+    from ..calibration import noise_model
     from ..circuits.qiskit_build import input_columns
 
     sim = AerSimulator(method="density_matrix", noise_model=noise_model(snapshot, scale), max_parallel_threads=threads)
     qc = circuit.remove_final_measurements(inplace=False)
-    phys = circuit.layout.final_index_layout()
-    qc.save_probabilities(phys)
+    qc.save_probabilities(circuit.layout.final_index_layout())
     cols = input_columns(qc)
-    ro = np.array(readout_errors(snapshot, phys, scale)) if scale and readout else np.zeros((len(phys), 2))
-    bits = (np.arange(2 ** len(phys))[:, None] >> np.arange(len(phys))[None, :]) & 1  # qubit i = bit i
-    out = []
-    for row in inputs.double().numpy():
-        p = np.asarray(sim.run(qc.assign_parameters(row[cols])).result().data()["probabilities"])
-        p1 = p @ bits
-        out.append(1 - 2 * (p1 * (1 - ro[:, 1]) + (1 - p1) * ro[:, 0]))
-    return torch.tensor(np.array(out))
+    rows = [np.asarray(sim.run(qc.assign_parameters(row[cols])).result().data()["probabilities"]) for row in inputs.double().numpy()]
+    return torch.tensor(np.array(rows))
+
+
+def aer_exact_expval(circuit, snapshot: dict, scale: float, inputs: torch.Tensor, threads: int = 0, readout: bool = True,
+                     probabilities: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The reference the emulator is validated against: <Z_q> (N, n_clbits) of a transpiled, measured
+    circuit from :func:`aer_exact_probabilities` (or the ``probabilities`` it returned), with the readout
+    errors at ``scale`` applied exactly to each qubit's marginal (``readout=False``: not at all), so
+    there is no shot noise."""
+    from ..calibration import readout_errors
+
+    probs = aer_exact_probabilities(circuit, snapshot, scale, inputs, threads) if probabilities is None else probabilities
+    phys = circuit.layout.final_index_layout()
+    ro = torch.tensor(readout_errors(snapshot, phys, scale) if scale and readout else [(0.0, 0.0)] * len(phys), dtype=torch.float64)
+    bits = ((torch.arange(probs.shape[1])[:, None] >> torch.arange(len(phys))[None, :]) & 1).double()
+    p1 = probs.double() @ bits
+    return 1 - 2 * (p1 * (1 - ro[:, 1]) + (1 - p1) * ro[:, 0])
