@@ -4,9 +4,11 @@ A run on a slow device (``aer-noisy``: Aer's density matrix, 10-16 s per 12-qubi
 days without saying so. :func:`run_cost` counts a sampling run's device calls and circuit executions
 from the model's circuit inventory; :class:`CostWatch` wraps the device (a
 :class:`~nisqdiff.circuits.executor.CircuitExecutor`), shows a tqdm bar over device calls with its ETA,
-and after the first call prints, when the estimate exceeds ``warn_s``, the executions, the estimate
-(first call's seconds x calls: it includes one-off work such as transpiling, so it errs high) and a
-faster device that computes the same values.
+and prints, when its estimate exceeds ``warn_s``, the executions, the estimate and a faster device that
+computes the same values. The estimate: a device with ``probe_seconds`` (Aer: seconds per execution,
+timed on one input before the run) times the run's executions (errs high: Aer runs a stage's executions
+in parallel); otherwise from the first call, its one-off compiling (``compile_seconds`` in the result's
+metadata) counted once (errs low by the other stages' one-off work, which is small).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def faster_alternative(settings: dict) -> str | None:
 
 class CostWatch:
     """A :class:`~nisqdiff.circuits.executor.CircuitExecutor` that runs ``executor`` under a tqdm bar
-    over ``calls`` device calls and warns on stderr after the first call when ``calls`` x its seconds
-    exceeds ``warn_s`` (see the module doc). ``executions``: the run's circuit executions (for the message)."""
+    over ``calls`` device calls and warns on stderr when the run's estimated wall time exceeds ``warn_s``
+    (see the module doc). ``executions``: the run's circuit executions."""
 
     def __init__(self, executor: CircuitExecutor, calls: int, executions: int, warn_s: float = WARN_SECONDS,
                  show: bool = True):  # fmt: skip
@@ -60,21 +62,30 @@ class CostWatch:
         self.estimate_s: float | None = None
 
     def run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
+        if self.done == 0 and hasattr(self.executor, "probe_seconds"):  # slow per execution: time one first
+            per_execution = self.executor.probe_seconds(ansatz, inputs, weights)
+            self._estimated(per_execution * self.executions, f"one execution took {per_execution:.1f} s")
         t0 = time.perf_counter()
         result = self.executor.run(ansatz, inputs, weights)
         self.done += 1
         self.bar.update()
-        if self.done == 1:
-            self.estimate_s = (time.perf_counter() - t0) * self.calls
-            if self.estimate_s > self.warn_s:
-                alt = faster_alternative(self.executor.settings())
-                self.bar.write(
-                    f"{self.name}: {self.executions:,} circuit executions in {self.calls:,} device calls; the first call "
-                    f"took {self.estimate_s / self.calls:.1f} s with its one-off work (transpiling, compiling), so at "
-                    f"most about {_duration(self.estimate_s)} in all" + (f". {alt}" if alt else ""),
-                    file=sys.stderr,
-                )
+        if self.done == 1 and self.estimate_s is None:
+            seconds = time.perf_counter() - t0
+            one_off = float(result.metadata.get("compile_seconds", 0.0))
+            self._estimated(seconds + (seconds - one_off) * (self.calls - 1),
+                            f"the first call took {seconds:.1f} s" + (f", {one_off:.1f} s of it one-off compiling" if one_off else ""))  # fmt: skip
         return result
+
+    def _estimated(self, seconds: float, basis: str) -> None:
+        """Record the run's estimated wall time and say it on stderr when it exceeds ``warn_s``."""
+        self.estimate_s = seconds
+        if seconds > self.warn_s:
+            alt = faster_alternative(self.executor.settings())
+            self.bar.write(
+                f"{self.name}: {self.executions:,} circuit executions in {self.calls:,} device calls; {basis}, so "
+                f"about {_duration(seconds)} in all" + (f". {alt}" if alt else ""),
+                file=sys.stderr,
+            )
 
     def settings(self) -> dict:
         return self.executor.settings()
@@ -92,4 +103,6 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"

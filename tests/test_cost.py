@@ -32,3 +32,14 @@ def test_the_suggested_device_computes_the_same_values():
     assert "--device emulator-exact --calibration fake_torino --noise-scale 2.0" in alt
     assert "--method exact" in faster_alternative(make_device("emulator").settings())
     assert faster_alternative(make_device("emulator-exact").settings()) is None
+
+
+def test_aer_is_timed_on_one_execution_before_the_run_without_changing_its_draws(capsys):
+    spec = torch.rand(1, 3, 4, generator=torch.Generator().manual_seed(0)) * 6, torch.rand(1, 16)
+    plain = make_device("aer-noisy", calibration="fake_torino", shots=64, seed=3).run("basic", *spec)
+    watch = CostWatch(make_device("aer-noisy", calibration="fake_torino", shots=64, seed=3), calls=10, executions=10**7,
+                      warn_s=60.0, show=False)  # fmt: skip
+    watched = watch.run("basic", *spec)
+    err = capsys.readouterr().err
+    assert "one execution took" in err and "--device emulator-exact --calibration fake_torino" in err
+    assert torch.equal(plain.evs, watched.evs)  # the probe left the device's random stream alone

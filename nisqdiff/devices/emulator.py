@@ -26,6 +26,8 @@ both are exact in expectation. Runs on CPU or CUDA (``torch_device``; not yet ru
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from ..circuits import ExpvalResult
@@ -91,6 +93,7 @@ class EmulatorDevice(SamplerDevice):
         self.seed, self.noise_scale = seed, noise_scale
         self.mitigate_readout, self.optimization_level, self.torch_device = mitigate_readout, optimization_level, torch_device
         self.calls = 0
+        self.compile_seconds = 0.0
 
     def settings(self) -> dict:
         from ..calibration import describe
@@ -118,9 +121,11 @@ class EmulatorDevice(SamplerDevice):
 
         key = (id(circuit), tuple(describe(self.snapshot).values()), scale, self.method, str(self.torch_device))
         if key not in PROGRAMS:
+            t0 = time.perf_counter()
             prog = emulator_program(circuit, self.snapshot, scale)
             prog = compile_exact(prog, self.torch_device) if self.method == "exact" else prog.to(self.torch_device)
             PROGRAMS[key] = (circuit, prog)  # the circuit stays alive, so its id is not reused
+            self.compile_seconds += time.perf_counter() - t0
         return PROGRAMS[key][1]
 
     def _estimate(self, prog, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,6 +142,7 @@ class EmulatorDevice(SamplerDevice):
         return z, shot_stderr(z, self.shots)
 
     def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
+        self.compile_seconds = 0.0  # one-off work of this call (compiling programs), for cost estimates
         circuits = [self.transpiled(ansatz, w) for w in weights]
         gen = torch.Generator(self.torch_device).manual_seed(call_seed(self.seed, self.calls))
         self.calls += 1
@@ -159,7 +165,8 @@ class EmulatorDevice(SamplerDevice):
             evs.append(z)
             stds.append(se)
             circuit_meta.append({**circuit.metadata, **prog.stats})
-        meta = {"readout_mitigated": self.mitigate_readout} | ({"zne_fallbacks": fallbacks} if self.zne else {})
+        meta = {"readout_mitigated": self.mitigate_readout, "compile_seconds": self.compile_seconds}
+        meta |= {"zne_fallbacks": fallbacks} if self.zne else {}
         return ExpvalResult(torch.stack(evs), torch.stack(stds), meta, circuit_meta)
 
 

@@ -12,6 +12,8 @@ SamplerV2.
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from ..circuits import ExpvalResult, probabilities
@@ -114,6 +116,19 @@ class AerDevice(SamplerDevice):
             "optimization_level": self.optimization_level,
             "sampler": self.sampler,
         }
+
+    def probe_seconds(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> float:
+        """Seconds one execution takes: the first circuit of a stage (weights (C, n_weights)) on its first
+        input (inputs (C, N, n_qubits)), run once on the simulator; the device's random streams are left
+        as they were, so the run that follows draws what it would have drawn."""
+        from ..circuits.qiskit_build import input_columns
+
+        circuit = self.transpiled(ansatz, weights[0])
+        values = [inputs[0, :1].double().numpy()[:, input_columns(circuit)]]
+        calls, t0 = self.calls, time.perf_counter()
+        self._execute([circuit], values)
+        self.calls = calls
+        return time.perf_counter() - t0
 
     def _execute(self, circuits: list, values: list) -> tuple[list, dict]:
         from qiskit_aer.primitives import SamplerV2
