@@ -163,9 +163,9 @@ class _Operator:
         self.cur, self.dims = 1 - self.cur, dims
         return self.data
 
-    def grow(self, qubit: int, after: int) -> None:
-        """Identity on ``qubit``, inserted as the axis after the axis of qubit ``after``."""
-        at = self.support.index(after) + 1
+    def grow(self, qubit: int) -> None:
+        """Identity on ``qubit``, inserted as a new axis at its place in increasing qubit order."""
+        at = sum(q < qubit for q in self.support)
         src = self.data.view(math.prod(self.dims[:at]), 1, -1)
         dst = self._target(self.dims[:at] + [4] + self.dims[at:]).view(src.shape[0], 4, src.shape[2])
         dst.zero_()[:, 0] = src[:, 0]
@@ -183,6 +183,13 @@ class _Operator:
         src = x.permute(order)
         self._target([d[i] for i in keep]).view(src.shape).copy_(src)
         self.support = [self.support[i] for i in keep]
+
+    def restore_order(self) -> None:
+        """Permute the axes back into increasing qubit order (one copy)."""
+        order = sorted(range(len(self.support)), key=lambda i: self.support[i])
+        src = self.data.view(self.dims).permute(order)
+        self._target([self.dims[i] for i in order]).view(src.shape).copy_(src)
+        self.support = [self.support[i] for i in order]
 
     def apply(self, m: torch.Tensor, qubits: tuple[int, ...]) -> None:
         """x' = m^T x on the (adjacent, in this order) axes of ``qubits``: m (d_in, d_out)."""
@@ -233,15 +240,16 @@ def _channel_step(op: _Operator, qubits: tuple[int, ...], r: torch.Tensor, swapp
         op.apply(r, qubits)
         return
     a, b = qubits
-    if a not in op.support:
-        op.grow(a, b)
-    if b not in op.support:
-        op.grow(b, a)
+    for q in qubits:
+        if q not in op.support:
+            op.grow(q)
     pa, pb = op.support.index(a), op.support.index(b)
-    if abs(pa - pb) > 1:
-        op.move_next_to(a, b)
-        pa, pb = op.support.index(a), op.support.index(b)
-    op.apply(r if pa < pb else swapped, (a, b) if pa < pb else (b, a))
+    if abs(pa - pb) == 1:
+        op.apply(r if pa < pb else swapped, (a, b) if pa < pb else (b, a))
+        return
+    op.move_next_to(a, b)  # axes apart (qubits not neighbours on the coupling path): move, apply, move back
+    op.apply(r, (a, b))
+    op.restore_order()
 
 
 def compile_exact(program: Program, torch_device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ExactProgram:
