@@ -209,21 +209,26 @@ def target(snapshot: dict, scale: float = 1.0):
 _GATE_ERRORS: dict = {}  # (name, calibration date, qubits, scale) -> gate errors: 2 s to build for 133 qubits
 
 
-def gate_errors(snapshot: dict, scale: float = 1.0) -> list:
+def gate_errors(snapshot: dict, scale: float = 1.0, qubits: tuple[int, ...] | None = None) -> list:
     """[(gate name, qubits, Aer ``QuantumError``)] of the snapshot at ``scale`` (none at 0): Aer's
     ``basic_device_gate_errors`` on :func:`target`, shared by ``aer-noisy`` and the emulator, built
-    once per snapshot (name and calibration date) and scale in a process."""
+    once per snapshot (name and calibration date), scale and ``qubits`` in a process. ``qubits``
+    (physical): only the gates acting within them, each the same error as in the whole device's list
+    (Aer builds every gate's error from that gate's and its qubits' properties alone); the whole
+    device takes 1-2 s, a circuit's dozen qubits a small fraction of that."""
     if scale == 0:
         return []
     import warnings
 
     from qiskit_aer.noise.device.models import basic_device_gate_errors
 
-    key = (snapshot["name"], snapshot["calibration_date"], snapshot["num_qubits"], float(scale))
+    within = None if qubits is None else frozenset(qubits)
+    key = (snapshot["name"], snapshot["calibration_date"], snapshot["num_qubits"], float(scale), within)
     if key not in _GATE_ERRORS:
+        part = snapshot if within is None else {**snapshot, "gates": [g for g in snapshot["gates"] if set(g["qubits"]) <= within]}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            _GATE_ERRORS[key] = basic_device_gate_errors(target=target(snapshot, scale))
+            _GATE_ERRORS[key] = basic_device_gate_errors(target=target(part, scale))
     return _GATE_ERRORS[key]
 
 

@@ -172,10 +172,11 @@ class EmulatorDevice(SamplerDevice):
 
 def emulator_program(circuit, snapshot: dict, scale: float) -> Program:
     """Compile a transpiled circuit with the snapshot's Aer gate errors and readout errors at ``scale``
-    (exactly the errors of :func:`nisqdiff.calibration.noise_model`)."""
+    (exactly the errors of :func:`nisqdiff.calibration.noise_model`, built for the circuit's qubits only)."""
     from ..calibration import gate_errors, readout_errors
 
-    errors = {(name, tuple(qubits)): err for name, qubits, err in gate_errors(snapshot, scale)}
+    used = tuple(sorted({circuit.find_bit(q).index for inst in circuit.data if inst.operation.name != "barrier" for q in inst.qubits}))
+    errors = {(name, tuple(qubits)): err for name, qubits, err in gate_errors(snapshot, scale, used)}
     physical = circuit.layout.final_index_layout()
     readout = dict(zip(physical, readout_errors(snapshot, physical, scale))) if scale > 0 else {}
     return compile_program(circuit, errors, readout)
