@@ -103,11 +103,6 @@ class ExactProgram:
     stats: dict
     _flat: torch.Tensor | None = field(default=None, repr=False)  # coeffs as (3^lo, n_clbits * 3^hi), cached
 
-    def to(self, torch_device: str | torch.device) -> ExactProgram:
-        if self.coeffs.device == torch.device(torch_device):
-            return self
-        return ExactProgram(self.num_qubits, self.lo, self.coeffs.to(torch_device), self.inputs, self.readout, self.stats)
-
     def _basis(self, x: torch.Tensor, qubits: range, dtype: torch.dtype) -> torch.Tensor:
         """(N, 3^len(qubits)) tensor products of v_k = (1, cos theta_k, sin theta_k) (angles in float64)."""
         out = torch.ones(x.shape[0], 1, dtype=dtype, device=x.device)
