@@ -162,6 +162,8 @@ def sample(
     if resume is None:
         if checkpoint is None:
             raise_usage("--checkpoint is required (or --resume DIR of an earlier device run)")
+        if zne_extrapolator is not None and zne is None and not load_profile(device).get("zne"):
+            raise_usage("--zne-extrapolator applies with --zne FACTORS (e.g. --zne 1,2,3)")
         options = {
             "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
             "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend,

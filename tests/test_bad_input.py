@@ -97,6 +97,7 @@ CASES = [
     ("sample --checkpoint {ckpt} --device emulator --zne 1,2 --zne-extrapolator polynomial_degree_2", "at least 3 noise"),
     ("sample --checkpoint {ckpt} --device emulator --noise-scale 5 --zne 1,2,3", "--noise-scale"),
     ("sample --checkpoint {ckpt} --device shots --zne 1,2", "--zne does not apply"),
+    ("sample --checkpoint {ckpt} --device emulator --zne-extrapolator linear", "--zne-extrapolator applies with --zne"),
     ("sample --checkpoint {ckpt} --device aer --calibration fake_torino", "--calibration does not apply"),
     ("sample --checkpoint {ckpt} --device ibm", "--backend NAME"),
     ("sample --checkpoint {ckpt} --device ibm --backend fake_nowhere", "unknown fake backend 'fake_nowhere'"),

@@ -76,6 +76,7 @@ class EmulatorDevice(SamplerDevice):
             raise UsageError(f"--trajectories must be at least 2 (their spread is the standard error), got {trajectories}")
         self.zne = check_factors(zne) if zne else None
         self.zne_extrapolator = zne_extrapolator
+        degree(zne_extrapolator, len(self.zne) if self.zne else 8)  # a known name (a profile's, even unused)
         if self.zne:
             degree(zne_extrapolator, len(self.zne))
             if noise_scale * max(self.zne) > MAX_NOISE_SCALE:
