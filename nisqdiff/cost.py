@@ -20,6 +20,7 @@ import time
 import torch
 
 from .circuits import CircuitExecutor, ExpvalResult
+from .circuits.executor import Wrapper
 
 WARN_SECONDS = 180.0
 
@@ -46,7 +47,7 @@ def faster_alternative(settings: dict) -> str | None:
     return None
 
 
-class CostWatch:
+class CostWatch(Wrapper):
     """A :class:`~nisqdiff.circuits.executor.CircuitExecutor` that runs ``executor`` under a tqdm bar
     over ``calls`` device calls and warns on stderr when the run's estimated wall time exceeds ``warn_s``
     (see the module doc). ``executions``: the run's circuit executions."""
@@ -55,7 +56,7 @@ class CostWatch:
                  show: bool = True):  # fmt: skip
         from tqdm import tqdm
 
-        self.executor, self.name = executor, executor.name
+        super().__init__(executor)
         self.calls, self.executions, self.warn_s = calls, executions, warn_s
         self.bar = tqdm(total=calls, desc=f"device {executor.name}", unit="call", disable=not show, leave=False)
         self.done = 0
@@ -87,15 +88,9 @@ class CostWatch:
                 file=sys.stderr,
             )
 
-    def settings(self) -> dict:
-        return self.executor.settings()
-
-    def reseed(self, seed: int) -> None:
-        self.executor.reseed(seed)
-
     def close(self) -> None:
         self.bar.close()
-        self.executor.close()
+        super().close()
 
 
 def _duration(seconds: float) -> str:

@@ -85,14 +85,31 @@ class ExactSimulator(BaseExecutor):
         return ExpvalResult(z, torch.zeros_like(z), {"device": self.name})
 
 
-class ExecutionLog:
+class Wrapper:
+    """Base of the executors that run another one (``executor``) and add to it: its name, ``settings``,
+    ``reseed`` and ``close`` are the wrapped executor's."""
+
+    def __init__(self, executor: CircuitExecutor):
+        self.executor = executor
+        self.name = executor.name
+
+    def settings(self) -> dict:
+        return self.executor.settings()
+
+    def reseed(self, seed: int) -> None:
+        self.executor.reseed(seed)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+class ExecutionLog(Wrapper):
     """A :class:`CircuitExecutor` that runs another one and counts what ran: stage calls, circuit
     executions, seconds and the mean and largest standard error, for the run's metadata
     (:meth:`summary`). Inputs are detached: for sampling, not training."""
 
     def __init__(self, executor: CircuitExecutor):
-        self.executor = executor
-        self.name = executor.name
+        super().__init__(executor)
         self.calls = 0
         self.executions = 0
         self.seconds = 0.0
@@ -109,15 +126,6 @@ class ExecutionLog:
         self.max_stderr = max(self.max_stderr, float(result.stds.max()))
         self.stderr_sum += float(result.stds.double().mean())
         return result
-
-    def settings(self) -> dict:
-        return self.executor.settings()
-
-    def reseed(self, seed: int) -> None:
-        self.executor.reseed(seed)
-
-    def close(self) -> None:
-        self.executor.close()
 
     def summary(self) -> dict:
         """The executor's settings with the counts: device_calls, circuit_executions, device_seconds,

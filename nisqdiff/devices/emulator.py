@@ -76,9 +76,8 @@ class EmulatorDevice(SamplerDevice):
             raise UsageError(f"--trajectories must be at least 2 (their spread is the standard error), got {trajectories}")
         self.zne = check_factors(zne) if zne else None
         self.zne_extrapolator = zne_extrapolator
-        degree(zne_extrapolator, len(self.zne) if self.zne else 8)  # a known name (a profile's, even unused)
+        degree(zne_extrapolator, len(self.zne) if self.zne else 8)  # a known name that the factors can fit
         if self.zne:
-            degree(zne_extrapolator, len(self.zne))
             if noise_scale * max(self.zne) > MAX_NOISE_SCALE:
                 raise UsageError(f"--noise-scale {noise_scale} times the largest ZNE factor {max(self.zne)} exceeds "
                                  f"the maximum noise scale {MAX_NOISE_SCALE:g}; lower one of them")  # fmt: skip

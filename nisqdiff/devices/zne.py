@@ -9,9 +9,9 @@ The extrapolators and their names follow qiskit-ibm-runtime's ``ZneOptions.extra
   one sign; where they are not, or a value is 0, the point falls back to ``linear`` and is counted).
 
 Linear and polynomial fits are fixed linear combinations sum_i c_i <Z>(lambda_i), so their standard
-error is exact: sqrt(sum_i c_i^2 se_i^2); the exponential's is the delta-method one,
-A sqrt(sum_i c_i^2 (se_i / <Z>_i)^2) with the c_i of the log-linear fit. The variance amplification of
-an extrapolator is sum_i c_i^2 (at equal shots per factor).
+error is exact: sqrt(sum_i c_i^2 se_i^2) (variance amplification sum_i c_i^2 at equal shots per
+factor); the exponential's is the delta-method one, A sqrt(sum_i c_i^2 (se_i / <Z>_i)^2) with the c_i of
+the log-linear fit.
 """
 
 from __future__ import annotations
@@ -99,8 +99,3 @@ def extrapolate(
         fallbacks = int((~ok).sum())
     return value.clamp(-1, 1), se, fallbacks
 
-
-def variance_amplification(factors: tuple[float, ...], extrapolator: str) -> float | None:
-    """sum_i c_i^2 of a linear or polynomial extrapolator (None for exponential, which depends on the data)."""
-    deg = degree(extrapolator, len(check_factors(factors)))
-    return None if deg is None else float(np.square(fit_weights(factors, deg)).sum())
