@@ -36,6 +36,18 @@ def run_cost(unet, num: int, steps_per_batch: int, batch_size: int) -> dict:
             "executions": per_image_step * steps_per_batch * num}  # fmt: skip
 
 
+def watch_device(executor: CircuitExecutor, unet, num: int, steps_per_batch: int, batch_size: int,
+                 show: bool = True) -> CircuitExecutor:  # fmt: skip
+    """``executor`` under a :class:`CostWatch` sized by :func:`run_cost` if it is a device (the exact
+    simulator is returned as it is: nothing to estimate)."""
+    from .circuits import ExactSimulator
+
+    if isinstance(executor, ExactSimulator):
+        return executor
+    cost = run_cost(unet, num, steps_per_batch, batch_size)
+    return CostWatch(executor, cost["calls"], cost["executions"], show=show)
+
+
 def faster_alternative(settings: dict) -> str | None:
     """A device computing the same expectation values faster, as command-line options, or None."""
     if settings.get("device") == "aer-noisy":

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .circuits import CircuitExecutor, ExactSimulator, ExecutionLog
-from .cost import CostWatch, run_cost
+from .cost import CostWatch, watch_device
 from .diffusion import GaussianDiffusion, ScheduleConfig
 from .errors import UsageError
 from .models import UNet
@@ -142,11 +142,8 @@ class DiffusionPipeline:
         from tqdm import tqdm
 
         per_batch = self.steps_per_batch(sampler, steps)
-        watch = None
-        if not isinstance(self.executor, ExactSimulator):  # a device: count its calls, warn when slow
-            cost = run_cost(self.unet, num, per_batch, batch_size)
-            watch = CostWatch(self.executor, cost["calls"], cost["executions"], show=show_progress)
-        log = ExecutionLog(watch or self.executor)
+        watch = watch_device(self.executor, self.unet, num, per_batch, batch_size, show_progress)
+        log = ExecutionLog(watch)
         self.unet.set_executor(log)
         t0 = time.time()
         try:
@@ -155,7 +152,7 @@ class DiffusionPipeline:
                 images = self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
         finally:
             self.unet.set_executor(self.executor)
-            if watch is not None:
+            if isinstance(watch, CostWatch):
                 watch.bar.close()
         meta = {
             "checkpoint": self.info.get("source"),

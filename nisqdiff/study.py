@@ -143,8 +143,8 @@ def run_study(plan: StudyPlan) -> dict:
     :class:`~nisqdiff.errors.StudyError` when the folder holds another study."""
     from tqdm import tqdm
 
-    from .circuits import ExactSimulator, ExecutionLog
-    from .cost import CostWatch, run_cost
+    from .circuits import ExecutionLog
+    from .cost import CostWatch, watch_device
     from .devices.base import call_seed
 
     ident, out, pipe = plan.identity, plan.out, plan.pipe
@@ -155,10 +155,9 @@ def run_study(plan: StudyPlan) -> dict:
         for spec in plan.specs:
             device = plan.devices[spec.label]
             bar.set_postfix_str(spec.label)
-            if todo[spec.label] and not isinstance(device, ExactSimulator):
-                size = ident["batch_size"]  # every batch full but perhaps the last: a close upper bound
-                cost = run_cost(pipe.unet, size * len(todo[spec.label]), ident["steps"], size)
-                device = CostWatch(device, cost["calls"], cost["executions"])
+            if todo[spec.label]:  # every batch full but perhaps the last: a close upper bound
+                size = ident["batch_size"]
+                device = watch_device(device, pipe.unet, size * len(todo[spec.label]), ident["steps"], size)
             for b in todo[spec.label]:
                 t0 = time.time()
                 device.reseed(call_seed(ident["seed"], b))  # batch b draws the same device noise when resumed

@@ -26,7 +26,7 @@ GRAMMAR = (
 )
 SETTING_KINDS = ("noiseless", "depolarized", "shots", "emulator", "aer-noisy")
 _NOISY = re.compile(r"^(emulator|aer-noisy):([^@/+]+)@([0-9.]+(?:e-?[0-9]+)?)(?:/([0-9]+))?((?:\+[a-z0-9_-]+)*)$")
-_EMULATOR_EXTRAS = ("exact", "zne", *(f"zne-{e}" for e in ("richardson", "linear", "exponential")))
+_EMULATOR_EXTRA = re.compile(r"exact|zne(-(richardson|linear|exponential|polynomial_degree_[1-7]))?")
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,7 @@ def parse_setting(text: str, default_shots: int = 1024) -> DeviceSpec:
         raise StudyError(f"device {text!r} does not parse; grammar: {GRAMMAR}")
     kind, calibration, scale, shots, extras = m.groups()
     options = [e for e in extras.split("+") if e]
-    valid = ("readout", *_EMULATOR_EXTRAS) if kind == "emulator" else ("readout",)
-    bad = [e for e in options if e not in valid and not (kind == "emulator" and re.fullmatch(r"zne-polynomial_degree_[1-7]", e))]
+    bad = [e for e in options if e != "readout" and not (kind == "emulator" and _EMULATOR_EXTRA.fullmatch(e))]
     if sum(e.startswith("zne") for e in options) > 1:
         bad.append("zne (once)")
     if bad or len(set(options)) != len(options):
