@@ -14,6 +14,15 @@ MIN_QUBITS = 12
 OFFLINE = "check the network and the account, or work offline with a fake backend (--backend fake_sherbrooke)"
 
 
+def redact(text: str) -> str:
+    """``text`` with the IBM Quantum token of the environment (QISKIT_IBM_TOKEN) replaced by ***, for
+    error messages that quote the runtime's own."""
+    import os
+
+    token = os.environ.get("QISKIT_IBM_TOKEN")
+    return text.replace(token, "***") if token else text
+
+
 def fake_backend_names(min_qubits: int = MIN_QUBITS) -> list[str]:
     """qiskit-ibm-runtime's fake backends with at least ``min_qubits`` qubits."""
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
@@ -52,14 +61,14 @@ def resolve_backend(name: str):
                 "QISKIT_IBM_TOKEN and QISKIT_IBM_INSTANCE; for local testing use a fake backend (--backend fake_sherbrooke)"
             ) from None
         except Exception as exc:  # noqa: BLE001 - offline, refused or garbled answers surface as many types
-            raise DeviceError(f"could not reach IBM Quantum ({type(exc).__name__}: {exc}); {OFFLINE}") from None
+            raise DeviceError(redact(f"could not reach IBM Quantum ({type(exc).__name__}: {exc}); {OFFLINE}")) from None
         try:
             backend = service.backend(name)
         except QiskitBackendNotFoundError:
             names = ", ".join(sorted(b.name for b in service.backends()))
             raise DeviceError(f"unknown backend '{name}' for this account; available: {names}") from None
         except Exception as exc:  # noqa: BLE001 - as above
-            raise DeviceError(f"could not reach IBM Quantum for backend '{name}' ({type(exc).__name__}: {exc}); {OFFLINE}") from None
+            raise DeviceError(redact(f"could not reach IBM Quantum for backend '{name}' ({type(exc).__name__}: {exc}); {OFFLINE}")) from None
     if backend.num_qubits < MIN_QUBITS:
         raise DeviceError(f"backend '{name}' has {backend.num_qubits} qubits; the circuits need {MIN_QUBITS}")
     return backend, service, local

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from importlib import resources
 from pathlib import Path
 
@@ -271,3 +272,40 @@ def circuit_stats(circuit, snapshot: dict | None = None) -> dict:
                 p *= 1 - errors.get((inst.operation.name, qubits), 0.0)
         stats["success_probability"] = p
     return stats
+
+
+def _quantities(snapshot: dict, qubits: list[int]) -> dict[str, tuple[list[float], str]]:
+    """Per quantity of :func:`diff_snapshots`: its values on ``qubits`` and which end is worst."""
+    chosen = set(qubits)
+    q = [snapshot["qubits"][i] for i in qubits]
+    rows = {
+        "T1 (us)": ([x["t1"] * 1e6 for x in q if x["t1"]], "min"),
+        "T2 (us)": ([x["t2"] * 1e6 for x in q if x["t2"]], "min"),
+        "readout error": ([sum(readout_probs(x)) / 2 for x in q], "max"),
+    }
+    for gate in snapshot["basis_gates"]:
+        values = [g["error"] for g in snapshot["gates"] if g["name"] == gate and set(g["qubits"]) <= chosen]
+        if values:
+            rows[f"{gate} error"] = (values, "max")
+    return rows
+
+
+def diff_snapshots(a: dict, b: dict, qubits: list[int] | None = None) -> list[dict]:
+    """What changed between snapshots ``a`` and ``b`` on ``qubits`` (physical; None: all qubits both
+    have): per quantity (T1, T2 in us, mean readout error, each basis gate's error on gates within the
+    qubits) the median and the worst value (lowest T1/T2, highest error) of each. Raises
+    :class:`~nisqdiff.errors.UsageError` for a qubit either snapshot lacks."""
+    n = min(a["num_qubits"], b["num_qubits"])
+    qubits = list(range(n)) if qubits is None else list(qubits)
+    if bad := [q for q in qubits if not 0 <= q < n]:
+        raise UsageError(f"--qubits {bad} not on both snapshots (qubits 0..{n - 1})")
+    qa, qb = _quantities(a, qubits), _quantities(b, qubits)
+    rows = []
+    for name in [k for k in qa if k in qb]:
+        (va, worst), (vb, _) = qa[name], qb[name]
+        if not va or not vb:
+            continue
+        pick = min if worst == "min" else max
+        rows.append({"quantity": name, "median_a": statistics.median(va), "median_b": statistics.median(vb),
+                     "worst_a": pick(va), "worst_b": pick(vb)})  # fmt: skip
+    return rows

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from .cli_devices import CHECKPOINT_HELP, calibration_app, devices_app
+from .cli_sample import sample
 from .cli_errors import friendly_errors, raise_usage
 
 MAX_THREADS = 256  # torch's OpenMP pool crashes (not an error) far beyond the machine's cores
@@ -105,91 +106,7 @@ def train(
     typer.echo(json.dumps(record))
 
 
-@app.command()
-@friendly_errors
-def sample(
-    ctx: typer.Context,
-    checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
-    num: int = typer.Option(64),
-    sampler: str = typer.Option("ddim", help="ddpm (all T steps of the schedule) or ddim"),
-    steps: int = typer.Option(50, help="DDIM steps"),
-    eta: float = typer.Option(0.0, help="DDIM eta (0 deterministic)"),
-    batch_size: int = typer.Option(256, help="images per batch (device ibm: all images in one batch)"),
-    seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("runs/samples")),
-    arch: Optional[str] = typer.Option(None, help="fail unless the checkpoint holds this architecture"),
-    device: str = typer.Option("noiseless", help="device profile or .toml file where the circuits run (`nisqdiff devices`)"),
-    shots: Optional[int] = typer.Option(None, help="shots per circuit execution [default: the profile's]"),
-    device_seed: Optional[int] = typer.Option(None, help="seed of the device's shot sampling [default: the profile's]"),
-    calibration: Optional[str] = typer.Option(
-        None, help="calibration snapshot for aer-noisy, emulator (`nisqdiff calibration list`)"
-    ),
-    noise_scale: Optional[float] = typer.Option(
-        None, help="aer-noisy, emulator: multiplies every error rate (0 ideal) [default 1]"
-    ),
-    method: Optional[str] = typer.Option(
-        None, help="emulator: exact (exact noisy <Z>, binomial shots) or trajectories; aer-noisy: Aer's method"
-    ),
-    trajectories: Optional[int] = typer.Option(None, help="emulator trajectories method: trajectories per input [default 32]"),
-    zne: Optional[str] = typer.Option(None, help="emulator: zero-noise extrapolation over these noise factors, e.g. 1,2,3"),
-    zne_extrapolator: Optional[str] = typer.Option(
-        None, help="emulator: richardson (default), linear, exponential or polynomial_degree_K"
-    ),
-    mitigate_readout: bool = typer.Option(False, help="invert the readout assignment matrices (aer-noisy, emulator, ibm)"),
-    backend: Optional[str] = typer.Option(None, help="device ibm: IBM backend name, or fake_* for local testing mode"),
-    execution_mode: Optional[str] = typer.Option(None, help="device ibm: session (default), batch or job"),
-    job_timeout: Optional[float] = typer.Option(None, help="device ibm: seconds to wait for one job [default 3600]"),
-    dry_run: bool = typer.Option(False, help="device ibm: print what would be submitted and the QPU time estimate"),
-    resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
-    torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
-    overwrite: bool = typer.Option(False, help="replace samples already in --out"),
-):
-    """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
-    device ibm, manifest.json with every job id as it is submitted)."""
-    from .device_runs import SampleRun, dry_run_plan, execute, open_run
-    from .devices import IBMDevice, load_profile
-    from .devices.zne import parse_factors
-    from .files import RunLock, atomic_save, atomic_write_text
-    from .images import save_grid
-
-    run = None
-    if resume is not None:
-        given = [f"--{name.replace('_', '-')}" for name in ctx.params
-                 if name not in ("resume", "out", "arch", "torch_device", "overwrite")
-                 and ctx.get_parameter_source(name).name not in ("DEFAULT", "DEFAULT_MAP")]  # fmt: skip
-        if given:
-            raise_usage(f"--resume takes every setting from the run's manifest; drop {', '.join(given)}")
-    if resume is None:
-        if checkpoint is None:
-            raise_usage("--checkpoint is required (or --resume DIR of an earlier device run)")
-        if zne_extrapolator is not None and zne is None and not load_profile(device).get("zne"):
-            raise_usage("--zne-extrapolator applies with --zne FACTORS (e.g. --zne 1,2,3)")
-        options = {
-            "shots": shots, "seed": device_seed, "calibration": calibration, "noise_scale": noise_scale,
-            "trajectories": trajectories, "mitigate_readout": mitigate_readout or None, "backend": backend,
-            "method": method, "zne": parse_factors(zne), "zne_extrapolator": zne_extrapolator,
-            "execution_mode": execution_mode, "job_timeout": job_timeout,
-        }  # fmt: skip
-        if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
-            options["torch_device"] = torch_device  # the emulator runs its trajectories there too
-        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device)
-    else:
-        out = resume
-    run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch)
-    if dry_run:
-        if not isinstance(qdevice, IBMDevice):
-            raise_usage(f"--dry-run applies to device kind ibm, not '{run.device}'")
-        plan = dry_run_plan(pipe, qdevice, run.num, pipe.steps_per_batch(run.sampler, run.steps))
-        _print_plan(plan, pipe.arch, run.num, run.sampler)
-        return
-    if (out / "samples.pt").exists() and not overwrite:
-        raise_usage(f"{out} already holds samples; pass --overwrite to replace them or choose another --out")
-    with RunLock(out):
-        images, meta = execute(run, pipe, qdevice, manifest, out)
-        atomic_save({"images": images, "meta": meta}, out / "samples.pt")
-        save_grid(images[:64], out / "samples.png")
-        atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
-    typer.echo(json.dumps(meta))
+app.command()(friendly_errors(sample))
 
 
 @app.command()
@@ -212,21 +129,6 @@ def export(
     with RunLock(out):
         pipe.save_pretrained(out)
     typer.echo(f"{out}: {pipe.arch}, step {pipe.info['step']}, schedule T={pipe.schedule.timesteps} {pipe.schedule.schedule}")
-
-
-def _print_plan(plan: dict, arch: str, num: int, sampler: str) -> None:
-    mode = " (local testing mode)" if plan["local_testing_mode"] else ""
-    typer.echo(
-        f"dry run: {arch} on {plan['backend']}{mode}, {num} images, {sampler} {plan['steps']} steps, {plan['shots']} shots"
-    )
-    typer.echo(f"circuit stages per denoising step: {plan['circuit_stages_per_step']}, circuits: {len(plan['circuits'])}")
-    for i, c in enumerate(plan["circuits"]):
-        typer.echo(f"  circuit {i}: {c['ansatz']}, {c['two_qubit_gates']} two-qubit gates, depth {c['depth']}, "
-                   f"{c['seconds_per_shot'] * 1e6:.1f} us per shot with repetition delay")  # fmt: skip
-    typer.echo(f"jobs: {plan['jobs']:,} ({plan['execution_mode']}), PUBs: {plan['pubs']:,}, "
-               f"circuit executions: {plan['circuit_executions']:,}, total shots: {plan['total_shots']:,}")  # fmt: skip
-    typer.echo(f"estimated QPU time: {plan['qpu_seconds_estimate'] / 60:.1f} min "
-               "(shots x (scheduled circuit duration + repetition delay); per-job overhead and queueing not included)")  # fmt: skip
 
 
 def _load_samples(path: Path):

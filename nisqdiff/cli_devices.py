@@ -131,3 +131,31 @@ def devices_inspect(
             typer.echo(
                 f"{ansatz} on {label} ({n} qubits, CX basis): {st['two_qubit_gates']} CX, two-qubit depth {st['two_qubit_depth']}"
             )
+
+
+@calibration_app.command("diff")
+@friendly_errors
+def calibration_diff(
+    a: str = typer.Argument(..., help="earlier snapshot: name or file (a device run's calibration.json)"),
+    b: str = typer.Argument(..., help="later snapshot: name or file"),
+    qubits: Optional[str] = typer.Option(None, help="physical qubits a circuit uses, e.g. 0,1,2 (`devices inspect`) [default: all]"),
+):
+    """What changed between two snapshots: median and worst T1, T2, readout and gate errors."""
+    from .calibration import diff_snapshots, load_calibration
+
+    chosen = None
+    if qubits is not None:
+        try:
+            chosen = [int(q) for q in qubits.split(",") if q.strip()]
+        except ValueError:
+            raise_usage(f"--qubits takes comma-separated qubit indices, e.g. 0,1,2; got {qubits!r}")
+    sa, sb = load_calibration(a), load_calibration(b)
+    rows = diff_snapshots(sa, sb, chosen)
+    typer.echo(f"A: {sa['name']} calibrated {sa['calibration_date']}; B: {sb['name']} calibrated {sb['calibration_date']}")
+    typer.echo(f"{'quantity':<15} {'median A':>10} {'median B':>10} {'change':>8}   {'worst A':>10} {'worst B':>10} {'change':>8}")
+    for r in rows:
+        def change(x, y):
+            return f"{(y - x) / x:+.0%}" if x else "-"
+
+        typer.echo(f"{r['quantity']:<15} {r['median_a']:>10.4g} {r['median_b']:>10.4g} {change(r['median_a'], r['median_b']):>8}   "
+                   f"{r['worst_a']:>10.4g} {r['worst_b']:>10.4g} {change(r['worst_a'], r['worst_b']):>8}")  # fmt: skip

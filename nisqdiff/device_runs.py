@@ -1,7 +1,8 @@
-"""Sampling runs on a device: the plan of a QPU run, its manifest, resume and interruption.
+"""Sampling runs on a device: its manifest, resume and interruption.
 
 ``nisqdiff sample`` calls :func:`open_run` (build the pipeline and the device from the options, or
-from the manifest of an earlier run with ``resume``), then :func:`dry_run_plan` or :func:`execute`.
+from the manifest of an earlier run with ``resume``), then :mod:`nisqdiff.qpu_plan` (dry run, budget)
+and :func:`execute`.
 On the ``ibm`` device all images are one batch (one PUB per circuit with every image, so the number of
 jobs is circuit stages x denoising steps whatever the number of images) and every job is recorded in
 ``OUT/manifest.json`` (:class:`~nisqdiff.devices.RunManifest`) as it is submitted and as it finishes;
@@ -10,12 +11,13 @@ an interruption leaves that manifest consistent and raises :class:`RunInterrupte
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .devices import IBMDevice, RunManifest, make_device
 from .errors import CheckpointError, NisqdiffError, UsageError
-from .files import check_writable
+from .files import atomic_write_text, check_writable
 from .pipeline import DiffusionPipeline, check_torch_device
 
 
@@ -73,43 +75,6 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     return run, pipe, device, manifest
 
 
-def dry_run_plan(pipe: DiffusionPipeline, device: IBMDevice, num: int, steps: int) -> dict:
-    """What sampling ``num`` images with ``steps`` denoising steps on ``device`` would submit, without
-    submitting: from the model's circuit inventory (:meth:`~nisqdiff.models.UNet.circuit_inventory`),
-    each circuit transpiled for the backend, jobs, PUBs, executions, total shots and the QPU time
-    estimate sum(executions x shots x (scheduled circuit duration + repetition delay)), which leaves
-    out per-job overhead and queueing."""
-    inventory = pipe.unet.circuit_inventory()
-    stages: dict[int, list[dict]] = {}
-    for c in inventory:
-        stages.setdefault(c["stage"], []).append(c)
-    circuits, jobs, pubs, executions, qpu_seconds = [], 0, 0, 0, 0.0
-    for members in stages.values():
-        rows = num * members[0]["inputs_per_image"]
-        jobs += len(device.job_plan(len(members), rows))
-        for c in members:
-            transpiled = device.transpiled(c["ansatz"], c["weights"])
-            seconds = device.circuit_seconds(transpiled)
-            circuits.append({"ansatz": c["ansatz"], **transpiled.metadata, "seconds_per_shot": seconds})
-            pubs += 1
-            executions += rows
-            qpu_seconds += rows * device.shots * seconds
-    return {
-        "backend": device.backend.name,
-        "local_testing_mode": device.local,
-        "circuit_stages_per_step": len(stages),
-        "circuits": circuits,
-        "steps": steps,
-        "jobs": jobs * steps,
-        "pubs": pubs * steps,
-        "circuit_executions": executions * steps,
-        "shots": device.shots,
-        "total_shots": executions * steps * device.shots,
-        "qpu_seconds_estimate": qpu_seconds * steps,
-        "execution_mode": device.execution_mode,
-    }
-
-
 def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManifest | None, out: Path):
     """Sample ``run`` through ``pipe`` on ``device`` -> (images (num, 1, 28, 28), metadata). On ``ibm``
     the run's manifest is created in ``out`` (or continued) and its summary goes into the metadata;
@@ -118,6 +83,8 @@ def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManife
         if manifest is None:
             record = {**asdict(run), "source": str(Path(run.source).resolve()), "source_sha256": pipe.info["sha256"]}
             manifest = RunManifest.create(out, record, device.settings())
+            # the calibration the run was planned with, for `nisqdiff calibration diff OUT/calibration.json NOW`
+            atomic_write_text(out / "calibration.json", json.dumps(device.snapshot(), indent=1) + "\n")
         device.manifest = manifest
     try:
         with device:
@@ -128,6 +95,8 @@ def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManife
         done = sum(j["status"] == "done" for j in manifest.data["jobs"])
         raise RunInterrupted(f"interrupted: {done} finished jobs are kept in {manifest.path}; continue with --resume {out}") from None
     if manifest is not None:
-        meta["device"].update(manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=device.jobs_submitted)
+        meta["device"].update(manifest=str(manifest.path), jobs=len(manifest.data["jobs"]), jobs_submitted_now=device.jobs_submitted,
+                              execution_mode_used=manifest.data.get("execution_mode_used"),
+                              quantum_seconds_total=manifest.data.get("quantum_seconds_total"))
         manifest.set_status("done")
     return images, meta

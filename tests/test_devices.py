@@ -56,7 +56,7 @@ def test_device_executor_one_call_per_circuit_stage():
 
 def test_bad_device_input():
     with pytest.raises(
-        ValueError, match="valid: aer, aer-noisy, aer-noisy-torino, aer-samplerv2, depolarized, emulator, emulator-exact, ibm, noiseless, shots"
+        ValueError, match="valid: aer, aer-noisy, aer-noisy-torino, aer-samplerv2, depolarized, emulator, emulator-exact, ibm, ibm-estimator, noiseless, pennylane, shots"
     ):
         make_device("aer-nosy")
     with pytest.raises(ValueError, match="--shots does not apply to device 'noiseless'"):

@@ -122,15 +122,6 @@ def test_failed_and_timed_out_jobs(ibm_run, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "slow" / "manifest.json").read_text())["jobs"][0]["status"] == "submitted"
 
 
-def test_dry_run_prints_jobs_and_qpu_estimate(ibm_run, tmp_path):
-    ckpt, _ = ibm_run
-    res = CliRunner().invoke(app, ["sample", "--checkpoint", str(ckpt), "--device", "ibm", "--backend", BACKEND, "--dry-run",
-                                   "--num", "64", "--steps", "50", "--shots", "1024", "--out", str(tmp_path / "dry")])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    assert "jobs: 200 (session), PUBs: 200, circuit executions: 12,800, total shots: 13,107,200" in res.output
-    assert "estimated QPU time" in res.output and not (tmp_path / "dry").exists()
-
-
 def test_ibm_errors(ibm_run, tmp_path):
     ckpt, full = ibm_run
     runner = CliRunner()
@@ -140,7 +131,7 @@ def test_ibm_errors(ibm_run, tmp_path):
         (["--backend", "fake_nowhere"], "unknown fake backend 'fake_nowhere'; valid: fake_algiers"),
         (["--backend", "fake_manila"], "backend 'fake_manila' has 5 qubits; the circuits need 12"),
         (["--backend", BACKEND, "--out", str(full)], "continue that run with --resume"),
-        (["--backend", BACKEND, "--execution-mode", "dedicated"], "valid: session, batch, job"),
+        (["--backend", BACKEND, "--execution-mode", "dedicated"], "valid: auto, session, batch, job"),
     ]:
         res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--device", "ibm", "--out", str(tmp_path / "x"), *args])
         assert res.exit_code != 0 and message in res.output, (args, res.output)

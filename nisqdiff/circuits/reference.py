@@ -1,7 +1,9 @@
-"""PennyLane reference executor built from the same gate list (used by the tests, not for speed).
+"""The circuits as PennyLane QNodes, built from the same gate list: the tests' reference and the
+``pennylane`` device.
 
 ``default.qubit`` with ``interface="torch"``, backprop differentiation and parameter broadcasting over
-the batch: the independent implementation the fast simulator is checked against.
+the batch: the independent implementation the fast simulator is checked against. On any other
+PennyLane device: what :class:`nisqdiff.devices.pennylane.PennyLaneDevice` runs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def pennylane_qnode(ansatz: str, device=None, shots: int | None = None):
 
     ``device``: a PennyLane device (default ``default.qubit`` with backprop); e.g. pennylane-qiskit's
     ``qiskit.aer``, which transpiles and submits every circuit separately (a cross-check only).
-    ``shots``: finite shots through ``qml.set_shots`` (None: analytic)."""
+    ``shots``: finite shots through ``qml.set_shots`` (None: analytic, also on devices that sample by
+    default)."""
     n = get_spec(ansatz).n_qubits
     dev = device or qml.device("default.qubit", wires=n)
 
@@ -34,7 +37,7 @@ def pennylane_qnode(ansatz: str, device=None, shots: int | None = None):
                 _OPS[g.name](g.scale * weights[g.weight], wires=list(g.wires))
         return [qml.expval(qml.PauliZ(q)) for q in range(n)]
 
-    if shots is not None:
+    if shots is not None or device is not None:  # some devices (qiskit.aer) sample 1024 shots unless told None
         circuit = qml.set_shots(circuit, shots=shots)
 
     def run(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -141,6 +141,7 @@ class SamplerDevice(Device):
     optimization_level: int
     transpile_options: dict
     transpile_key: tuple
+    measure = True  # the circuits end in measurements (False: an estimator measures observables itself)
 
     def _transpile(self, circuit):
         from qiskit import transpile
@@ -160,29 +161,37 @@ class SamplerDevice(Device):
 
         key = (self.transpile_key, ansatz, weights.double().numpy().tobytes())
         if key not in _TRANSPILED:
-            _TRANSPILED[key] = with_stats(self._transpile(bind_weights(ansatz, weights.double().numpy())))
+            _TRANSPILED[key] = with_stats(self._transpile(bind_weights(ansatz, weights.double().numpy(), self.measure)))
         return _TRANSPILED[key]
 
     def _run(self, ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> ExpvalResult:
-        from ..circuits.qiskit_build import input_columns, z_from_bits
+        from ..circuits.qiskit_build import input_columns
 
         t0 = time.perf_counter()
         circuits = [self.transpiled(ansatz, w) for w in weights]
         t1 = time.perf_counter()
         values = [x.double().numpy()[:, input_columns(c)] for c, x in zip(circuits, inputs)]
         bits, meta = self._execute(circuits, values)
-        evs, stds = [], []
-        for circuit, b in zip(circuits, bits):
-            z = torch.from_numpy(z_from_bits(b, inputs.shape[-1]))
-            se = shot_stderr(z, self.shots)
-            physical = circuit.layout.final_index_layout() if circuit.layout else list(range(inputs.shape[-1]))
-            readout = self._readout_errors(physical)
-            if readout is not None:
-                z, se = mitigate_readout(z, se, readout)
-            evs.append(z)
-            stds.append(se)
+        evs, stds = zip(*(self._expvals(circuit, b, inputs.shape[-1]) for circuit, b in zip(circuits, bits)))
         meta = {**meta, "transpile_seconds": t1 - t0}
         return ExpvalResult(torch.stack(evs), torch.stack(stds), meta, [dict(c.metadata) for c in circuits])
+
+    def _expvals(self, circuit, bits, n_qubits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(<Z_q>, standard errors), each (N, n_qubits), from one circuit's measured bits: shot
+        estimates, readout-mitigated where :meth:`_readout_errors` gives assignment probabilities."""
+        from ..circuits.qiskit_build import z_from_bits
+
+        z = torch.from_numpy(z_from_bits(bits, n_qubits))
+        se = shot_stderr(z, self.shots)
+        readout = self._readout_errors(physical_qubits(circuit, n_qubits))
+        if readout is not None:
+            z, se = mitigate_readout(z, se, readout)
+        return z, se
+
+
+def physical_qubits(circuit, n_qubits: int) -> list[int]:
+    """The physical qubit of each logical qubit of a transpiled circuit (its final layout)."""
+    return circuit.layout.final_index_layout() if circuit.layout else list(range(n_qubits))
 
 
 def with_stats(circuit):

@@ -108,18 +108,22 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
 
     Options: shots, seed, calibration, noise_scale, method (emulator: exact or trajectories; aer-noisy:
     Aer's), mitigate_readout, zne (factors), zne_extrapolator, optimization_level, backend,
-    execution_mode, job_timeout, max_executions_per_job, trajectories, torch_device (emulator: cpu or
-    cuda), sampler (aer: probabilities or aer). Raises :class:`~nisqdiff.errors.UsageError` for an
+    execution_mode, job_timeout, max_executions_per_job, primitive, runtime_options (added to the
+    profile's), plan, trajectories, torch_device (emulator: cpu or
+    cuda), sampler (aer: probabilities or aer), pl_device and pl_options (pennylane). Raises :class:`~nisqdiff.errors.UsageError` for an
     unknown device (listing the valid ones), an option its kind does not take, or a missing required one.
     """
     from .emulator import EmulatorDevice
     from .ibm import IBMDevice
+    from .pennylane import PennyLaneDevice
     from .simulated import AerDevice, AerNoisyDevice, DepolarizedDevice, ShotsDevice
 
     spec = device if isinstance(device, DeviceSpec) else DeviceSpec(str(device), str(device))
     spec = DeviceSpec(spec.label, spec.profile, spec.overrides | {k: v for k, v in options.items() if v is not None})
     opts = spec.options()
     kind = opts.pop("kind")
+    if "runtime_options" in spec.overrides:  # overrides add to the profile's runtime options
+        opts["runtime_options"] = load_profile(spec.profile).get("runtime_options", {}) | spec.overrides["runtime_options"]
     for key in spec.overrides:
         if key not in KIND_OPTIONS[kind]:
             raise UsageError(f"--{key.replace('_', '-')} does not apply to device '{load_profile(spec.profile)['name']}' (kind {kind})")
@@ -127,6 +131,8 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
         if "trajectories" in spec.overrides:
             raise UsageError("--trajectories is unused by the emulator's exact method; drop it (or use --method trajectories)")
         opts.pop("trajectories", None)
+    if opts.get("mitigate_readout") == "m3" and kind != "ibm":
+        raise UsageError(f"--m3 applies to device kind ibm, not '{spec.profile}' (kind {kind}); use --mitigate-readout")
     if "seed" in opts:
         check_seed(opts["seed"])
     if opts.get("job_timeout") is not None and not opts["job_timeout"] > 0:
@@ -141,6 +147,8 @@ def make_device(device: str | DeviceSpec, **options) -> CircuitExecutor:
         return ShotsDevice(**opts)
     if kind == "aer":
         return AerDevice(**opts)
+    if kind == "pennylane":
+        return PennyLaneDevice(**opts)
     if kind in ("aer-noisy", "emulator"):
         if "calibration" not in opts:
             from ..calibration import list_calibrations

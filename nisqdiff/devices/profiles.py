@@ -1,8 +1,9 @@
 """Device profiles: the readable TOML files of ``devices/`` (installed as ``nisqdiff/profiles``).
 
-A profile names a device ``kind`` (noiseless, depolarized, shots, aer, aer-noisy, emulator, ibm) and its settings:
+A profile names a device ``kind`` (noiseless, depolarized, shots, aer, aer-noisy, emulator, ibm, pennylane) and its settings:
 shots, seed, calibration, noise_scale, method, trajectories, backend, sampler, ``[transpile]
-optimization_level``, ``[mitigation] readout``, ``zne`` and ``zne_extrapolator``, execution_mode, job_timeout_s and ``[limits] max_executions_per_job``.
+optimization_level``, ``[mitigation] readout``, ``zne`` and ``zne_extrapolator``, execution_mode, job_timeout_s, ``[limits] max_executions_per_job``; ibm: primitive, plan and ``[options]`` (the
+runtime's primitive options, named and nested as the runtime names them).
 :func:`nisqdiff.devices.factory.make_device` builds a device from a profile and overrides.
 """
 
@@ -23,15 +24,17 @@ KIND_OPTIONS = {
     "emulator": {"shots", "seed", "calibration", "noise_scale", "optimization_level", "mitigate_readout", "trajectories",
                  "zne", "zne_extrapolator", "method", "torch_device"},
     "ibm": {"shots", "seed", "backend", "optimization_level", "mitigate_readout", "execution_mode", "job_timeout",
-            "max_executions_per_job"},
+            "max_executions_per_job", "primitive", "runtime_options", "plan"},
+    "pennylane": {"shots", "seed", "pl_device", "pl_options"},
 }  # fmt: skip
 
 
 OPTION_TYPES = {
     "shots": int, "seed": int, "calibration": str, "noise_scale": (int, float), "trajectories": int, "backend": str,
-    "sampler": str, "optimization_level": int, "mitigate_readout": bool, "zne": tuple, "execution_mode": str,
+    "sampler": str, "optimization_level": int, "mitigate_readout": (bool, str), "zne": tuple, "execution_mode": str,
     "job_timeout": (int, float), "max_executions_per_job": int, "method": str, "torch_device": str,
-    "zne_extrapolator": str,
+    "zne_extrapolator": str, "primitive": str, "runtime_options": dict, "plan": str,
+    "pl_device": str, "pl_options": dict,
 }  # fmt: skip
 
 
@@ -73,6 +76,12 @@ def load_profile(name: str) -> dict:
         flat["zne"] = tuple(mitigation.pop("zne"))
     mitigation.pop("zne", None)
     flat.update(mitigation)
+    if "pl_options" in raw:  # keyword arguments of qml.device
+        flat["pl_options"] = raw.pop("pl_options")
+    if "options" in raw:  # the runtime's primitive options, nested as the runtime nests them
+        from .runtime import flatten
+
+        flat["runtime_options"] = flatten(raw.pop("options"))
     if "job_timeout_s" in raw:
         flat["job_timeout"] = raw.pop("job_timeout_s")
     flat.update(raw)
@@ -81,10 +90,13 @@ def load_profile(name: str) -> dict:
         raise UsageError(f"device profile {path}: {', '.join(sorted(unknown))} not valid for kind '{kind}'")
     for key, value in flat.items():
         want = OPTION_TYPES.get(key)
-        wrong_bool = isinstance(value, bool) and want is not bool  # TOML true is not a number
+        wants = want if isinstance(want, tuple) else (want,)
+        wrong_bool = isinstance(value, bool) and bool not in wants  # TOML true is not a number
         if want is not None and (wrong_bool or not isinstance(value, want)):
-            names = " or ".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
+            names = " or ".join(t.__name__ for t in wants)
             raise UsageError(f"device profile {path}: {key} must be {names}, got {value!r}")
+    if isinstance(flat.get("mitigate_readout"), str) and (kind != "ibm" or flat["mitigate_readout"] != "m3"):
+        raise UsageError(f"device profile {path}: [mitigation] readout must be true or false" + (' or "m3"' if kind == "ibm" else ""))
     if "optimization_level" in flat and flat["optimization_level"] not in (0, 1, 2, 3):
         raise UsageError(f"device profile {path}: optimization_level must be 0, 1, 2 or 3, got {flat['optimization_level']}")
     return flat
@@ -95,6 +107,8 @@ def needs(profile: dict) -> str:
     kind = profile["kind"]
     if kind in ("aer-noisy", "emulator"):
         return f"calibration {profile.get('calibration')} (--calibration NAME), --noise-scale X"
+    if kind == "pennylane":
+        return "--pl-device NAME (an installed PennyLane device), --shots N optional"
     if kind == "ibm":
         return "--backend NAME; an IBM Quantum account unless NAME is fake_* (local testing mode)"
     return "--shots N" if "shots" in KIND_OPTIONS[kind] else "nothing"
