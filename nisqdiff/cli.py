@@ -69,11 +69,13 @@ def train(
     schedule: Optional[str] = typer.Option(None, help="noise schedule: cosine (the paper's), linear, sigmoid, shifted-cosine [default: cosine]"),
     timesteps: Optional[int] = typer.Option(None, help="diffusion steps T, saved with the model [default: 1000]"),
     logsnr_shift: Optional[float] = typer.Option(None, help="shifted-cosine: added to the log-SNR (+1.65 for 28x28: 2 ln(64/28))"),
+    distributed: bool = typer.Option(False, help="one of torchrun's processes: DistributedDataParallel, gloo on CPU, NCCL on CUDA"),
 ):
     """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
     import torch
 
     from .diffusion import ScheduleConfig
+    from .pipeline import check_torch_device
     from .training import TrainConfig, train as run_training
 
     schedule_options = {k: v for k, v in {"schedule": schedule, "timesteps": timesteps, "logsnr_shift": logsnr_shift}.items()
@@ -102,8 +104,18 @@ def train(
         torch_device=torch_device,
         schedule=ScheduleConfig(**schedule_options).to_dict(),
     )
-    record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite)
-    typer.echo(json.dumps(record))
+    dist = None
+    if distributed:
+        from .distributed import init
+
+        dist = init(check_torch_device(torch_device))
+    try:
+        record = run_training(cfg, out, data_dir=str(data_dir) if data_dir else None, resume=resume, overwrite=overwrite, dist=dist)
+    finally:
+        if dist is not None:
+            dist.close()
+    if dist is None or dist.main:
+        typer.echo(json.dumps(record))
 
 
 app.command()(friendly_errors(sample))

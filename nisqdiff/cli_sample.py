@@ -4,6 +4,7 @@ runtime's primitives and options, a run manifest and ``--resume`` (:mod:`nisqdif
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import List, Optional
@@ -30,7 +31,7 @@ def _runtime_options(resilience_level, rep_delay, runtime_option) -> dict | None
 def sample(
     ctx: typer.Context,
     checkpoint: Optional[Path] = typer.Option(None, help=CHECKPOINT_HELP),
-    num: int = typer.Option(64),
+    num: int = typer.Option(64, "--num", "--num-images", help="images (--num-images under torchrun, whose --numa-binding takes --num)"),
     sampler: str = typer.Option("ddim", help="ddpm (all T steps of the schedule) or ddim"),
     steps: int = typer.Option(50, help="DDIM steps"),
     eta: float = typer.Option(0.0, help="DDIM eta (0 deterministic)"),
@@ -69,6 +70,7 @@ def sample(
     resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
     overwrite: bool = typer.Option(False, help="replace samples already in --out"),
+    distributed: bool = typer.Option(False, help="one of torchrun's processes: the batches split over them, gathered on rank 0"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
@@ -78,6 +80,7 @@ def sample(
     from .devices.zne import parse_factors
     from .files import RunLock, atomic_save, atomic_write_text
     from .images import save_grid
+    from .distributed import gather_images, init, my_batches
     from .qpu_plan import check_budget, describe_plan
 
     run = None
@@ -118,9 +121,23 @@ def sample(
             return
     if (out / "samples.pt").exists() and not overwrite:
         raise_usage(f"{out} already holds samples; pass --overwrite to replace them or choose another --out")
-    with RunLock(out):
-        images, meta = execute(run, pipe, qdevice, manifest, out)
-        atomic_save({"images": images, "meta": meta}, out / "samples.pt")
-        save_grid(images[:64], out / "samples.png")
-        atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
+    if distributed and is_ibm:
+        raise_usage("--distributed does not apply to device ibm: its images are one batch of jobs")
+    dist = init(run.torch_device) if distributed else None
+    if dist is not None:
+        run.torch_device = dist.torch_device  # cuda: this rank's GPU
+    try:
+        with RunLock(out) if dist is None or dist.main else contextlib.nullcontext():
+            batches = my_batches(run.num, run.batch_size, dist) if dist is not None else None
+            images, meta = execute(run, pipe, qdevice, manifest, out, batches)
+            if dist is not None and (gathered := gather_images(images, meta, run.num, run.batch_size, dist)) is None:
+                return  # rank 0 writes
+            if dist is not None:
+                images, meta = gathered
+            atomic_save({"images": images, "meta": meta}, out / "samples.pt")
+            save_grid(images[:64], out / "samples.png")
+            atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
+    finally:
+        if dist is not None:
+            dist.close()
     typer.echo(json.dumps(meta))

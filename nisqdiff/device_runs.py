@@ -75,8 +75,9 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     return run, pipe, device, manifest
 
 
-def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManifest | None, out: Path):
-    """Sample ``run`` through ``pipe`` on ``device`` -> (images (num, 1, 28, 28), metadata). On ``ibm``
+def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManifest | None, out: Path, batches=None):
+    """Sample ``run`` through ``pipe`` on ``device`` -> (images (num, 1, 28, 28), metadata); ``batches``:
+    only these (a rank's share, :func:`nisqdiff.distributed.my_batches`). On ``ibm``
     the run's manifest is created in ``out`` (or continued) and its summary goes into the metadata;
     Ctrl-C raises :class:`RunInterrupted` naming the kept jobs and the ``--resume`` command."""
     if isinstance(device, IBMDevice):
@@ -88,7 +89,8 @@ def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManife
         device.manifest = manifest
     try:
         with device:
-            images, meta = pipe.generate(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed, run.torch_device)
+            images, meta = pipe.generate(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed, run.torch_device,
+                                         batches=batches)  # fmt: skip
     except KeyboardInterrupt:
         if manifest is None:
             raise

@@ -145,14 +145,18 @@ class GaussianDiffusion:
         ab = self._at(self.alphas_bar, t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
-    def loss(self, model: EpsModel, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, model: EpsModel, x0: torch.Tensor, generator: torch.Generator | None = None, part: slice | None = None) -> torch.Tensor:
         """P2-weighted epsilon MSE: per-sample mean squared error times p2_weight[t], batch-averaged.
 
-        x0 (N, C, H, W) in [-1, 1]; t uniform in [0, T) and the noise drawn from ``generator``.
+        x0 (N, C, H, W) in [-1, 1]; t uniform in [0, T) and the noise drawn from ``generator`` for all
+        N. ``part``: compute the loss of these rows only, with the t and noise they get in the whole
+        batch (one rank's share of a distributed batch).
         """
         n = x0.shape[0]
         t = torch.randint(0, self.timesteps, (n,), generator=generator).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        if part is not None:
+            x0, t, noise = x0[part], t[part], noise[part]
         pred = model(self.q_sample(x0, t, noise), t)
         per_sample = (pred.float() - noise).square().flatten(1).mean(1)
         return (per_sample * self._at(self.p2_weight, t, per_sample).flatten()).mean()

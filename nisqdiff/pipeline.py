@@ -134,22 +134,34 @@ class DiffusionPipeline:
         return torch.cat(out)
 
     def generate(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
-                 seed: int = 0, torch_device: str = "cpu", show_progress: bool = True) -> tuple[torch.Tensor, dict]:  # fmt: skip
+                 seed: int = 0, torch_device: str = "cpu", show_progress: bool = True,
+                 batches: list[int] | None = None) -> tuple[torch.Tensor, dict]:  # fmt: skip
         """:meth:`__call__` under a tqdm bar, with the run's metadata: the model's source, the sampling
         settings and the executor's summary (calls, executions, seconds, standard errors). A device
         runs under :class:`~nisqdiff.cost.CostWatch` (a bar over its calls; a wall-time estimate and a
-        faster equivalent device on stderr when the run looks long)."""
+        faster equivalent device on stderr when the run looks long). The executor is reseeded before
+        each batch b with ``call_seed(its seed, b)``, so batch b's images do not depend on which other
+        batches run (``batches``: only these, in this order; one rank's share of a distributed run)."""
         from tqdm import tqdm
 
+        from .devices.base import call_seed
+
         per_batch = self.steps_per_batch(sampler, steps)
+        todo = list(range(-(-num // max(batch_size, 1)))) if batches is None else list(batches)
+        device_seed = getattr(self.executor, "seed", 0)
         watch = watch_device(self.executor, self.unet, num, per_batch, batch_size, show_progress)
         log = ExecutionLog(watch)
         self.unet.set_executor(log)
         t0 = time.time()
         try:
-            with tqdm(total=per_batch * -(-num // max(batch_size, 1)), desc=f"sample {self.arch} {sampler}", unit="step",
+            with tqdm(total=per_batch * len(todo), desc=f"sample {self.arch} {sampler}", unit="step",
                       disable=not show_progress) as bar:  # fmt: skip
-                images = self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update)
+                parts = []
+                for b in todo:
+                    log.reseed(call_seed(device_seed, b))
+                    parts.append(self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update, [b]))
+                images = torch.cat(parts) if parts else torch.zeros(0, *IMAGE_SHAPE)
+            log.reseed(device_seed)  # the settings recorded name the run's seed
         finally:
             self.unet.set_executor(self.executor)
             if isinstance(watch, CostWatch):

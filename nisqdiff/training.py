@@ -7,6 +7,7 @@ with (seed, s). A resumed run therefore reaches exactly the state of an uninterr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -20,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from . import data
+from .distributed import Dist, batch_slice
 from .checkpoints import load_checkpoint, load_model, save_checkpoint
 from .diffusion import GaussianDiffusion, ScheduleConfig
 from .errors import TrainingError, UsageError
@@ -172,6 +174,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     show_progress: bool = True,
+    dist: Dist | None = None,
 ) -> dict:
     """Train ``cfg.arch`` and write checkpoints, sample grids and metrics into ``out_dir``.
 
@@ -184,12 +187,15 @@ def train(
     :class:`~nisqdiff.errors.TrainingError` if ``out_dir`` holds a run and neither ``resume`` nor
     ``overwrite`` is set (or both are), or if the loss becomes non-finite (the last good checkpoint is
     kept); :class:`~nisqdiff.errors.UsageError` / :class:`~nisqdiff.errors.DataError` for bad options or data.
+    With ``dist`` (:func:`nisqdiff.distributed.init`) every rank trains its slice of each global batch
+    under DistributedDataParallel and rank 0 alone locks the folder and writes.
     """
     out = Path(out_dir)
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; give one")
     validate(cfg, resume)
     check_torch_device(cfg.torch_device)
+    batch_slice(cfg.batch_size, dist)  # a batch that does not split over the ranks is refused here
     check_writable(out)
     ckpt = None
     if resume:
@@ -212,10 +218,12 @@ def train(
             raise TrainingError(f"--freeze-classical leaves nothing to train: '{cfg.arch}' has no circuits")
         for p in model.parameters():
             p.requires_grad_(id(p) in circuit_params)
-    with RunLock(out):
+    if dist is not None:
+        cfg.torch_device = dist.torch_device
+    with RunLock(out) if dist is None or dist.main else contextlib.nullcontext():
         if not resume and _run_exists(out) and not overwrite:  # another run got here first
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-        return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress)
+        return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress, dist)
 
 
 def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
@@ -231,15 +239,18 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
     return stored
 
 
-def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt: dict | None, show_progress: bool) -> dict:
-    """The training loop of :func:`train`, with the run folder locked."""
+def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt: dict | None, show_progress: bool,
+           dist: Dist | None) -> dict:  # fmt: skip
+    """The training loop of :func:`train`, with the run folder locked (by rank 0)."""
+    main = dist is None or dist.main
     model.to(cfg.torch_device)
     n = images.shape[0]
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
     step, wall_offset = 0, 0.0
-    remove_orphans(out)  # temporary files of atomic writes a kill interrupted
+    if main:
+        remove_orphans(out)  # temporary files of atomic writes a kill interrupted
     if ckpt is not None:
         command = ckpt.get("command")
         model.load_state_dict(ckpt["model"])  # load_state_dict copies into the tensors' own device
@@ -247,12 +258,19 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
         opt.load_state_dict(ckpt["optimizer"])
         step, wall_offset = ckpt["step"], ckpt["wall_time"]
         torch.set_rng_state(ckpt["rng_state"])
-        _complete_last_save(out, cfg, ema, ckpt)
+        if main:
+            _complete_last_save(out, cfg, ema, ckpt)
     else:
-        command = shlex.join(["nisqdiff", *sys.argv[1:]]) if Path(sys.argv[0]).name == "nisqdiff" else None
-        for old in [out / METRICS, out / CHECKPOINT, *out.glob("samples_step*.png")]:
-            old.unlink(missing_ok=True)  # only reached for a new run (a folder without checkpoint) or --overwrite
-        atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+        command = _command(dist)
+        if main:
+            for old in [out / METRICS, out / CHECKPOINT, *out.glob("samples_step*.png")]:
+                old.unlink(missing_ok=True)  # only reached for a new run (a folder without checkpoint) or --overwrite
+            atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
+    net, part = model, batch_slice(cfg.batch_size, dist)
+    if dist is not None:
+        device_ids = [torch.device(cfg.torch_device).index] if torch.device(cfg.torch_device).type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        dist.barrier()  # rank 0 has cleaned the folder before anyone trains
 
     diffusion = GaussianDiffusion(ScheduleConfig.from_dict(cfg.schedule))
     total = cfg.total_steps(n)
@@ -260,24 +278,25 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
     t0 = time.time() - wall_offset
     losses: list[float] = []
     record: dict = {}
-    bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}", disable=not show_progress, unit="step")
+    bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}", disable=not (show_progress and main), unit="step")
     last_tick = time.time()
     model.train()
     while step < total:
         idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache).to(cfg.torch_device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss = diffusion.loss(model, images[idx], gen)
-        if not torch.isfinite(loss):
+            loss = diffusion.loss(net, images[idx], gen, part)
+        batch_loss = dist.mean(loss) if dist is not None else loss.detach()  # every rank sees the global batch's loss
+        if not torch.isfinite(batch_loss):
             bar.close()
             kept = f"last good checkpoint kept in {out / CHECKPOINT}" if (out / CHECKPOINT).exists() else "no checkpoint yet"
-            raise TrainingError(f"loss became {loss.item()} at step {step + 1}; stopped, {kept}")
+            raise TrainingError(f"loss became {batch_loss.item()} at step {step + 1}; stopped, {kept}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DistributedDataParallel averages the gradients over the ranks
         opt.step()
         step += 1
         ema.update(model, step)
-        losses.append(loss.item())
+        losses.append(batch_loss.item())
         now = time.time()
         bar.set_postfix(loss=f"{losses[-1]:.4f}", img_s=f"{cfg.batch_size / max(now - last_tick, 1e-9):.0f}")
         last_tick = now
@@ -292,11 +311,23 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
                 "wall_time": round(wall, 2),
                 "images_per_s": round(len(losses) * cfg.batch_size / max(wall - wall_offset, 1e-9), 1),
             }
-            _save(out, cfg, model, ema, opt, step, wall, record, command)
+            if main:
+                _save(out, cfg, model, ema, opt, step, wall, record, command)
+            if dist is not None:
+                dist.barrier()
             wall_offset, losses = wall, []
             model.train()
     bar.close()
     return record
+
+
+def _command(dist: Dist | None) -> str | None:
+    """The command line that started the run, as recorded in its checkpoint (torchrun's when distributed)."""
+    if Path(sys.argv[0]).name == "nisqdiff":
+        return shlex.join(["nisqdiff", *sys.argv[1:]])
+    if dist is not None:
+        return f"torchrun --nproc-per-node {dist.world} -m nisqdiff " + shlex.join(sys.argv[1:])
+    return None
 
 
 def _grid_path(out: Path, step: int) -> Path:

@@ -76,16 +76,20 @@ def test_interrupted_run_resumes_without_resubmitting(ibm_run, tmp_path, monkeyp
     assert torch.equal(_images(tmp_path / "run"), _images(full))  # seeds follow the job index
 
 
-def test_submitted_job_is_collected_by_id_not_resubmitted(tmp_path):
+@pytest.mark.parametrize("profile", ["ibm", "ibm-estimator"])
+def test_submitted_job_is_collected_by_id_not_resubmitted(tmp_path, profile):
     from nisqdiff.circuits.qiskit_build import input_columns
+    from nisqdiff.devices.ibm import z_observables
 
-    device = make_device("ibm", backend=BACKEND, shots=32)
+    device = make_device(profile, backend=BACKEND, shots=32)
     device.manifest = RunManifest.create(tmp_path, {"test": True}, device.settings())
     w, x = torch.rand(84, dtype=torch.float64), torch.rand(2, 12, dtype=torch.float64)
     first = run_one(device, "hqconv", w, x)
     entry = device.manifest.job(0)
     circuit = device.transpiled("hqconv", w)
-    paid_for = device._submit([(circuit, x.numpy()[:, input_columns(circuit)])], 0).result()  # job 0 again, same seed
+    values = x.numpy()[:, input_columns(circuit)]
+    pub = (circuit, values) if profile == "ibm" else (circuit, z_observables(circuit, 12), values[:, None, :])
+    paid_for = device._submit([pub], 0).result()  # job 0 again, same seed
     entry["status"] = "submitted"  # as if the run stopped while job 0 was queued
     device.manifest.put_job(entry)
 
@@ -94,7 +98,7 @@ def test_submitted_job_is_collected_by_id_not_resubmitted(tmp_path):
             assert job_id == entry["job_id"]
             return type("Job", (), {"result": lambda self, timeout=None: paid_for})()
 
-    again = make_device("ibm", backend=BACKEND, shots=32)
+    again = make_device(profile, backend=BACKEND, shots=32)
     again.manifest, again.local, again.service = RunManifest.load(tmp_path), False, Service()
     second = run_one(again, "hqconv", w, x)
     assert again.jobs_submitted == 0 and again.manifest.job(0)["status"] == "done"
