@@ -52,7 +52,9 @@ def train(
     ),
     max_steps: Optional[int] = typer.Option(None, help="stop after this many optimiser steps"),
     batch_size: int = typer.Option(128),
-    subset: Optional[int] = typer.Option(None, help="train on the first N images"),
+    subset: Optional[int] = typer.Option(None, help="train on the first N images (of the chosen classes)"),
+    classes: Optional[str] = typer.Option(None, help="train on these classes only, e.g. 3 (one digit) or 0,1,2"),
+    per_class: Optional[int] = typer.Option(None, help="the first K images of each class (balanced small data)"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/train"), help="run directory"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with mnist/ and fashion-mnist/ IDX files"),
@@ -96,6 +98,8 @@ def train(
         max_steps=max_steps,
         batch_size=batch_size,
         subset=subset,
+        classes=_class_list(classes),
+        per_class=per_class,
         seed=seed,
         init_from=str(init_from) if init_from else None,
         freeze_classical=freeze_classical,
@@ -116,6 +120,15 @@ def train(
             dist.close()
     if dist is None or dist.main:
         typer.echo(json.dumps(record))
+
+
+def _class_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise_usage(f"--classes takes comma-separated class indices, e.g. 3 or 0,1,2; got {text!r}")
 
 
 app.command()(friendly_errors(sample))

@@ -207,26 +207,59 @@ def locate(name: str, data_dir: str | os.PathLike | None = None, allow_download:
 
 
 def load_images(
-    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, subset: int | None = None
+    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, subset: int | None = None,
+    classes: list[int] | None = None, per_class: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a dataset split as ``(images, labels)``.
 
     Returns images of shape (N, 1, 28, 28), float32 in [-1, 1] (the diffusion scale of SPEC.md), and
-    int64 labels of shape (N,). ``subset`` keeps the first N images. Raises ``ValueError`` for an
-    unknown dataset, split or non-positive subset, :class:`DataError` for missing or corrupt files.
+    int64 labels of shape (N,), of the images :func:`select` keeps (``subset``, ``classes``,
+    ``per_class``; all images without them). Raises :class:`UsageError` for an unknown dataset or
+    split or a selection the data cannot give, :class:`DataError` for missing or corrupt files.
     """
+    images, labels, _ = load_selection(name, split, data_dir, subset, classes, per_class)
+    return images, labels
+
+
+def load_selection(
+    name: str, split: str = "train", data_dir: str | os.PathLike | None = None, subset: int | None = None,
+    classes: list[int] | None = None, per_class: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """:func:`load_images` with the kept images' indices in the split (M,), which reproduce the selection."""
     check_dataset(name)
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
-    if subset is not None and subset <= 0:
-        raise UsageError(f"--subset must be positive, got {subset}")
     folder = locate(name, data_dir)
     img_stem, lbl_stem = _FILES[split]
     images = read_idx(_find_file(folder, img_stem), SHA256[name][img_stem])
     labels = read_idx(_find_file(folder, lbl_stem), SHA256[name][lbl_stem])
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if subset is not None:
-        images, labels = images[:subset], labels[:subset]
-    x = torch.from_numpy(images.copy()).float().div_(127.5).sub_(1.0).unsqueeze(1)
-    return x, torch.from_numpy(labels.astype(np.int64))
+    keep = select(labels, subset, classes, per_class, name)
+    x = torch.from_numpy(images[keep]).float().div_(127.5).sub_(1.0).unsqueeze(1)
+    return x, torch.from_numpy(labels[keep].astype(np.int64)), keep
+
+
+def select(labels: np.ndarray, subset: int | None = None, classes: list[int] | None = None, per_class: int | None = None,
+           name: str = "the dataset") -> np.ndarray:  # fmt: skip
+    """Indices (in dataset order) of the images a small-data run trains on: those of ``classes`` (all
+    classes if None), the first ``per_class`` of each (balanced), then the first ``subset`` of what is
+    left. :class:`UsageError` for a class the labels do not have, a ``per_class`` larger than a class,
+    or a non-positive count."""
+    for flag, value in (("--subset", subset), ("--per-class", per_class)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    present = sorted(int(c) for c in np.unique(labels))
+    chosen = present if classes is None else list(dict.fromkeys(classes))
+    if missing := [c for c in chosen if c not in present]:
+        raise UsageError(f"--classes {', '.join(map(str, missing))} not in {name} (its classes: {present[0]}..{present[-1]})")
+    keep = np.flatnonzero(np.isin(labels, chosen))
+    if per_class is not None:
+        parts = []
+        for c in chosen:
+            members = np.flatnonzero(labels == c)
+            if per_class > len(members):
+                raise UsageError(f"--per-class {per_class} exceeds the {len(members)} images of class {c} in {name}")
+            parts.append(members[:per_class])
+        keep = np.sort(np.concatenate(parts))
+    return keep[:subset] if subset is not None else keep

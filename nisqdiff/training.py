@@ -32,6 +32,7 @@ from .pipeline import DiffusionPipeline, check_torch_device
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+SELECTION = "training_images.json"  # the dataset indices of a run on a subset or on some classes
 
 
 @dataclass
@@ -44,6 +45,8 @@ class TrainConfig:
     max_steps: int | None = None
     batch_size: int = 128
     subset: int | None = None
+    classes: list[int] | None = None  # train on these classes only (e.g. [3]: one digit, as Chen et al. train)
+    per_class: int | None = None  # the first K images of each class (balanced small data)
     seed: int = 0
     lr: float = 1e-3
     adam_betas: tuple[float, float] = (0.9, 0.99)
@@ -125,7 +128,7 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
     data.check_dataset(cfg.dataset)
     if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
         raise UsageError(f"--epochs must be a positive finite number, got {cfg.epochs}")
-    for name in ("max_steps", "batch_size", "subset"):
+    for name in ("max_steps", "batch_size", "subset", "per_class"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -205,7 +208,7 @@ def train(
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
     if cfg.epochs is None:
         cfg.epochs = 20.0
-    images, _ = data.load_images(cfg.dataset, "train", data_dir, cfg.subset)
+    images, _, indices = data.load_selection(cfg.dataset, "train", data_dir, cfg.subset, cfg.classes, cfg.per_class)
     if images.shape[0] < cfg.batch_size:
         raise TrainingError(f"batch size {cfg.batch_size} exceeds the {images.shape[0]} training images; lower --batch-size")
     torch.manual_seed(cfg.seed)
@@ -223,6 +226,10 @@ def train(
     with RunLock(out) if dist is None or dist.main else contextlib.nullcontext():
         if not resume and _run_exists(out) and not overwrite:  # another run got here first
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+        if (dist is None or dist.main) and ckpt is None and (cfg.subset or cfg.classes or cfg.per_class):
+            selection = {"dataset": cfg.dataset, "split": "train", "subset": cfg.subset, "classes": cfg.classes,
+                         "per_class": cfg.per_class, "indices": indices.tolist()}  # fmt: skip
+            atomic_write_text(out / SELECTION, json.dumps(selection) + "\n")  # the images this run trains on
         return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress, dist)
 
 

@@ -107,3 +107,35 @@ def test_corrupt_download_leaves_nothing(data_dir, tmp_path, monkeypatch):
     with pytest.raises(DataError, match="download failed"):
         locate("mnist")
     assert not list((tmp_path / "cache" / "nisqdiff" / "mnist").glob("*"))
+
+
+def test_class_aware_selection():
+    import numpy as np
+
+    from nisqdiff.data import select
+    from nisqdiff.errors import UsageError
+
+    labels = np.array([3, 1, 3, 0, 1, 3, 2, 1, 0, 3])
+    assert select(labels).tolist() == list(range(10))
+    assert select(labels, subset=4).tolist() == [0, 1, 2, 3]
+    assert select(labels, classes=[3]).tolist() == [0, 2, 5, 9]
+    assert select(labels, classes=[3], subset=2).tolist() == [0, 2]
+    assert select(labels, per_class=1).tolist() == [0, 1, 3, 6]  # the first image of each class
+    assert select(labels, classes=[1, 0], per_class=2).tolist() == [1, 3, 4, 8]  # dataset order, 2 of each
+    with pytest.raises(UsageError, match="--classes 7 not in"):
+        select(labels, classes=[7])
+    with pytest.raises(UsageError, match="--per-class 2 exceeds the 1 images of class 2"):
+        select(labels, per_class=2)
+
+
+def test_training_on_one_digit_writes_its_images(data_dir, tmp_path):
+    import json
+
+    from nisqdiff.data import load_selection
+    from nisqdiff.training import TrainConfig, train
+
+    train(TrainConfig(arch="classical", classes=[3], per_class=12, batch_size=4, max_steps=1, grid_images=0), tmp_path, data_dir,
+          show_progress=False)  # fmt: skip
+    chosen = json.loads((tmp_path / "training_images.json").read_text())
+    _, labels, indices = load_selection("mnist", "train", data_dir, classes=[3], per_class=12)
+    assert chosen["indices"] == indices.tolist() and len(indices) == 12 and (labels == 3).all()
