@@ -141,11 +141,11 @@ def _markdown(result: dict, circuits: list[dict]) -> str:
               "", "![first 16 images of every setting](grids.png)", ""]  # fmt: skip
     if circuits:
         lines += ["## Circuits on each calibration", "",
-                  "| calibration | circuit | 2q gates | 2q depth | est. success probability | physical qubits |",
+                  "| calibration (snapshot ID) | circuit | 2q gates | 2q depth | est. success probability | physical qubits |",
                   "|---|---|---:|---:|---:|---|"]  # fmt: skip
         for c in circuits:
             lines.append(
-                f"| {c['calibration']} | {c['circuit']} | {c['two_qubit_gates']} | {c['two_qubit_depth']} | "
+                f"| {c['calibration']}{'@' + c['calibration_date'] if c.get('calibration_date') else ''} | {c['circuit']} | {c['two_qubit_gates']} | {c['two_qubit_depth']} | "
                 f"{c.get('success_probability', float('nan')):.3f} | {c.get('physical_qubits')} |"
             )
         lines.append("")

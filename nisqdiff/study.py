@@ -240,8 +240,9 @@ def pixel_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def circuit_table(unet, calibrations: set[str]) -> list[dict]:
-    """Per circuit of the model and calibration: two-qubit gates and depth, estimated success
-    probability and physical qubits (the transpilation every noisy device of the study uses)."""
+    """Per circuit of the model and calibration (with its calibration date, which identifies the snapshot):
+    two-qubit gates and depth, estimated success probability and physical qubits (the transpilation every
+    noisy device of the study uses)."""
     from .calibration import circuit_stats
     from .devices import EmulatorDevice
 
@@ -250,5 +251,6 @@ def circuit_table(unet, calibrations: set[str]) -> list[dict]:
         dev = EmulatorDevice(cal)
         for c in unet.circuit_inventory():
             st = circuit_stats(dev.transpiled(c["ansatz"], c["weights"]), dev.snapshot)
-            rows.append({"calibration": cal, "circuit": c["name"], "ansatz": c["ansatz"], **st})
+            rows.append({"calibration": cal, "calibration_date": dev.snapshot["calibration_date"], "circuit": c["name"],
+                         "ansatz": c["ansatz"], **st})  # fmt: skip
     return rows

@@ -87,6 +87,7 @@ def test_study_writes_the_report_resumes_and_refuses_another_study(tiny_checkpoi
     assert "classifier" in (out / "report.md").read_text() and result["backbone"]["name"] == "classifier"
     circuits = json.loads((out / "circuits.json").read_text())
     assert len(circuits) == 4 and all(c["two_qubit_gates"] > 100 and 0 < c["success_probability"] < 1 for c in circuits)
+    assert "| fake_sherbrooke@2025-02-26T14:43:10-05:00 |" in (out / "report.md").read_text()  # the snapshot's ID
 
     # the report is redrawn from the saved files alone: the same tables, without sampling or scoring
     report_md, csv_text = (out / "report.md").read_text(), (out / "metrics.csv").read_text()
