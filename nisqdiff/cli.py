@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from .cli_devices import CHECKPOINT_HELP, calibration_app, devices_app
+from .cli_qrng import qrng
 from .cli_sample import sample
 from .cli_errors import friendly_errors, raise_usage
 
@@ -72,6 +73,7 @@ def train(
     timesteps: Optional[int] = typer.Option(None, help="diffusion steps T, saved with the model [default: 1000]"),
     logsnr_shift: Optional[float] = typer.Option(None, help="shifted-cosine: added to the log-SNR (+1.65 for 28x28: 2 ln(64/28))"),
     distributed: bool = typer.Option(False, help="one of torchrun's processes: DistributedDataParallel, gloo on CPU, NCCL on CUDA"),
+    noise_source: str = typer.Option("pseudo", help="the forward process's noise: pseudo (torch) or pool:POOL (`nisqdiff qrng`)"),
 ):
     """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
     import torch
@@ -107,6 +109,7 @@ def train(
         amp=amp,
         torch_device=torch_device,
         schedule=ScheduleConfig(**schedule_options).to_dict(),
+        noise_source=noise_source,
     )
     dist = None
     if distributed:
@@ -291,5 +294,6 @@ def report(
     typer.echo(f"report: {report_md}")
 
 
+app.command()(friendly_errors(qrng))
 app.add_typer(calibration_app, name="calibration")
 app.add_typer(devices_app, name="devices")

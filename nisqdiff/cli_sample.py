@@ -71,6 +71,7 @@ def sample(
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
     overwrite: bool = typer.Option(False, help="replace samples already in --out"),
     distributed: bool = typer.Option(False, help="one of torchrun's processes: the batches split over them, gathered on rank 0"),
+    noise_source: str = typer.Option("pseudo", help="the sampling noise: pseudo (torch) or pool:POOL (`nisqdiff qrng`)"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
@@ -82,6 +83,7 @@ def sample(
     from .images import save_grid
     from .distributed import gather_images, init, my_batches
     from .qpu_plan import check_budget, describe_plan
+    from .qrng import parse_source
 
     run = None
     if resume is not None:
@@ -107,7 +109,7 @@ def sample(
         }  # fmt: skip
         if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
             options["torch_device"] = torch_device  # the emulator runs its trajectories there too
-        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device)
+        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device, noise_source)
     run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch)
     is_ibm = isinstance(qdevice, IBMDevice)
     for flag, value in (("--dry-run", dry_run), ("--budget", budget)):
@@ -123,6 +125,9 @@ def sample(
         raise_usage(f"{out} already holds samples; pass --overwrite to replace them or choose another --out")
     if distributed and is_ibm:
         raise_usage("--distributed does not apply to device ibm: its images are one batch of jobs")
+    pool = parse_source(run.noise_source)
+    pool_record = pipe.use_noise_pool(pool, f"{out.resolve()}:sample", run.num, run.sampler, run.steps, run.eta,
+                                      run.batch_size) if pool is not None else None  # fmt: skip
     dist = init(run.torch_device) if distributed else None
     if dist is not None:
         run.torch_device = dist.torch_device  # cuda: this rank's GPU
@@ -134,6 +139,8 @@ def sample(
                 return  # rank 0 writes
             if dist is not None:
                 images, meta = gathered
+            if pool_record is not None:
+                meta["noise_source"] = pool_record
             atomic_save({"images": images, "meta": meta}, out / "samples.pt")
             save_grid(images[:64], out / "samples.png")
             atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")

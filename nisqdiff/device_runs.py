@@ -40,6 +40,7 @@ class SampleRun:
     device: str = "noiseless"
     device_options: dict = field(default_factory=dict)
     torch_device: str = "cpu"
+    noise_source: str = "pseudo"  # or pool:PATH (a quantum noise pool, nisqdiff.qrng)
 
 
 def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expect_arch: str | None = None):

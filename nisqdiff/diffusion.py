@@ -145,16 +145,18 @@ class GaussianDiffusion:
         ab = self._at(self.alphas_bar, t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
-    def loss(self, model: EpsModel, x0: torch.Tensor, generator: torch.Generator | None = None, part: slice | None = None) -> torch.Tensor:
+    def loss(self, model: EpsModel, x0: torch.Tensor, generator: torch.Generator | None = None, part: slice | None = None,
+             noise_source=None) -> torch.Tensor:  # fmt: skip
         """P2-weighted epsilon MSE: per-sample mean squared error times p2_weight[t], batch-averaged.
 
         x0 (N, C, H, W) in [-1, 1]; t uniform in [0, T) and the noise drawn from ``generator`` for all
-        N. ``part``: compute the loss of these rows only, with the t and noise they get in the whole
-        batch (one rank's share of a distributed batch).
+        N (the noise from ``noise_source.randn`` instead where given: a quantum pool,
+        :class:`nisqdiff.qrng.PoolNoise`). ``part``: compute the loss of these rows only, with the t and
+        noise they get in the whole batch (one rank's share of a distributed batch).
         """
         n = x0.shape[0]
         t = torch.randint(0, self.timesteps, (n,), generator=generator).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        noise = (noise_source.randn(x0.shape) if noise_source is not None else torch.randn(x0.shape, generator=generator)).to(x0.device)
         if part is not None:
             x0, t, noise = x0[part], t[part], noise[part]
         pred = model(self.q_sample(x0, t, noise), t)
@@ -170,14 +172,19 @@ class GaussianDiffusion:
         self, model: EpsModel, shape: tuple[int, ...], generator: torch.Generator, torch_device="cpu", progress=None
     ) -> torch.Tensor:
         """Ancestral sampling over all T steps: x0 predicted from epsilon and clipped to [-1, 1], then
-        the posterior mean plus posterior-variance noise (none at t = 0). Returns (shape) in [-1, 1]."""
-        x = torch.randn(shape, generator=generator).to(torch_device)
+        the posterior mean plus posterior-variance noise (none at t = 0). Returns (shape) in [-1, 1].
+        ``generator``: a torch generator or a noise source with ``randn(shape)`` (a quantum pool, which is
+        not drawn from where the noise is unused)."""
+        x = randn(shape, generator).to(torch_device)
         for i in reversed(range(self.timesteps)):
             t = torch.full((shape[0],), i, dtype=torch.long, device=torch_device)
             x0 = self.predict_x0(x, t, model(x, t)).clamp(-1, 1)
             mean = self._at(self.posterior_mean_coef1, t, x) * x0 + self._at(self.posterior_mean_coef2, t, x) * x
-            noise = torch.randn(shape, generator=generator).to(torch_device)
-            x = mean + (0.5 * self._at(self.posterior_log_variance, t, x)).exp() * noise if i > 0 else mean
+            if i == 0 and not isinstance(generator, torch.Generator):
+                x = mean
+            else:  # (a torch generator draws the unused last noise too, as it always has)
+                noise = randn(shape, generator).to(torch_device)
+                x = mean + (0.5 * self._at(self.posterior_log_variance, t, x)).exp() * noise if i > 0 else mean
             if progress:
                 progress()
         return x.clamp(-1, 1)
@@ -201,8 +208,9 @@ class GaussianDiffusion:
         progress=None,
     ) -> torch.Tensor:
         """DDIM (Song et al. 2021) with ``steps`` model calls; ``eta`` = 0 is deterministic, 1 is
-        DDPM-like. x0 is clipped to [-1, 1] and epsilon re-derived from it. Returns (shape) in [-1, 1]."""
-        x = torch.randn(shape, generator=generator).to(torch_device)
+        DDPM-like. x0 is clipped to [-1, 1] and epsilon re-derived from it. Returns (shape) in [-1, 1].
+        ``generator`` as in :meth:`ddpm_sample` (a pool is drawn from for the step noise only if eta > 0)."""
+        x = randn(shape, generator).to(torch_device)
         ts = self.ddim_timesteps(steps)
         for i, step in enumerate(ts):
             t = torch.full((shape[0],), step, dtype=torch.long, device=torch_device)
@@ -211,8 +219,25 @@ class GaussianDiffusion:
             eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
             ab_next = self._at(self.alphas_bar, torch.full_like(t, ts[i + 1]), x) if i + 1 < len(ts) else torch.ones_like(ab)
             sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
-            noise = torch.randn(shape, generator=generator).to(torch_device)
+            pool_unused = eta == 0 and not isinstance(generator, torch.Generator)
+            noise = torch.zeros(shape, device=torch_device) if pool_unused else randn(shape, generator).to(torch_device)
             x = ab_next.sqrt() * x0 + (1 - ab_next - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
             if progress:
                 progress()
         return x.clamp(-1, 1)
+
+
+def randn(shape, generator) -> torch.Tensor:
+    """N(0, 1) of ``shape`` from a torch generator (or torch's default, None) or from a noise source with
+    ``randn(shape)`` (:class:`nisqdiff.qrng.PoolNoise`)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator)
+    return generator.randn(shape)
+
+
+def noise_draws(sampler: str, steps: int, eta: float, timesteps: int) -> int:
+    """Gaussian images a pool gives each sampled image: the initial noise, plus every step's noise for DDPM
+    (T - 1) and stochastic DDIM (``steps``)."""
+    if sampler == "ddpm":
+        return timesteps
+    return 1 + (steps if eta > 0 else 0)

@@ -55,6 +55,7 @@ class DiffusionPipeline:
         self.schedule = schedule or ScheduleConfig()
         self.scheduler = GaussianDiffusion(self.schedule)
         self.info = info or {"arch": unet.arch}
+        self.noise = None  # (pool, first Gaussian, Gaussians per batch) of a quantum noise pool, or None
         self.set_executor(executor or ExactSimulator())
 
     @classmethod
@@ -86,6 +87,20 @@ class DiffusionPipeline:
         """Run every circuit of the U-Net on ``executor`` from now on."""
         self.executor = executor
         self.unet.set_executor(executor)
+
+    def use_noise_pool(self, pool, run: str, num: int, sampler: str, steps: int, eta: float, batch_size: int) -> dict:
+        """Draw the sampling noise of ``num`` images from a quantum noise pool (:class:`nisqdiff.qrng.Pool`)
+        instead of torch's generator: ``run``'s range of it is reserved (batch b gets its own part, so a
+        batch's noise does not depend on which batches run). Returns what is recorded with the images.
+        :class:`~nisqdiff.qrng.PoolError` when the pool has too little left."""
+        from .diffusion import noise_draws
+
+        self.check(num, sampler, steps, eta, batch_size)
+        per_batch = min(batch_size, num) * math.prod(IMAGE_SHAPE) * noise_draws(sampler, steps, eta, self.scheduler.timesteps)
+        start = pool.reserve(run, per_batch * math.ceil(num / batch_size))
+        self.noise = (pool, start, per_batch)
+        return {"pool": str(pool.path), "pool_device": pool.provenance.get("device"), "first_gaussian": start,
+                "gaussians": per_batch * math.ceil(num / batch_size)}  # fmt: skip
 
     def steps_per_batch(self, sampler: str, steps: int) -> int:
         """Model calls per batch: T for DDPM, ``steps`` for DDIM."""
@@ -124,6 +139,11 @@ class DiffusionPipeline:
         for b in range(math.ceil(num / batch_size)) if batches is None else batches:
             n = min(batch_size, num - b * batch_size)
             gen = torch.Generator().manual_seed(seed * 1_000_003 + b)
+            if self.noise is not None:
+                from .qrng import PoolNoise
+
+                pool, start, per_batch = self.noise
+                gen = PoolNoise(pool, start + b * per_batch, per_batch)
             shape = (n, *IMAGE_SHAPE)
             if sampler == "ddpm":
                 x = self.scheduler.ddpm_sample(unet, shape, gen, torch_device=torch_device, progress=progress)

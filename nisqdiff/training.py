@@ -29,6 +29,7 @@ from .files import RunLock, atomic_write_text, check_writable, remove_orphans
 from .images import save_grid
 from .models import UNet, get_arch
 from .pipeline import DiffusionPipeline, check_torch_device
+from .qrng import PoolNoise, check_source, parse_source
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -63,6 +64,7 @@ class TrainConfig:
     grid_images: int = 16
     grid_ddim_steps: int = 25
     schedule: dict = field(default_factory=lambda: ScheduleConfig().to_dict())  # the diffusion schedule
+    noise_source: str = "pseudo"  # the forward process's noise: torch's generator, or "pool:PATH" (nisqdiff qrng)
 
     def total_steps(self, n_images: int) -> int:
         """``max_steps`` if set, else ceil(epochs * N / batch) (9,375 for 20 epochs of 60k at 128)."""
@@ -142,6 +144,7 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
         raise UsageError("--freeze-classical needs --init-from CKPT (it trains only the circuits of a transferred model)")
     if cfg.init_from and not Path(cfg.init_from).exists():
         raise UsageError(f"--init-from {cfg.init_from} does not exist")
+    check_source(cfg.noise_source)
     try:
         ScheduleConfig.from_dict(cfg.schedule).check()
     except TypeError as exc:
@@ -223,6 +226,11 @@ def train(
             p.requires_grad_(id(p) in circuit_params)
     if dist is not None:
         cfg.torch_device = dist.torch_device
+    pool = parse_source(cfg.noise_source)
+    noise = None
+    if pool is not None:  # every step's batch of noise: its own part of this run's range of the pool
+        per_step = cfg.batch_size * images[0].numel()
+        noise = (pool, pool.reserve(f"{out.resolve()}:train", per_step * cfg.total_steps(images.shape[0])), per_step)
     with RunLock(out) if dist is None or dist.main else contextlib.nullcontext():
         if not resume and _run_exists(out) and not overwrite:  # another run got here first
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it or --overwrite to replace it")
@@ -230,7 +238,7 @@ def train(
             selection = {"dataset": cfg.dataset, "split": "train", "subset": cfg.subset, "classes": cfg.classes,
                          "per_class": cfg.per_class, "indices": indices.tolist()}  # fmt: skip
             atomic_write_text(out / SELECTION, json.dumps(selection) + "\n")  # the images this run trains on
-        return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress, dist)
+        return _train(cfg, out, images.to(cfg.torch_device), model, ckpt, show_progress, dist, noise)
 
 
 def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
@@ -247,7 +255,7 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
 
 
 def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt: dict | None, show_progress: bool,
-           dist: Dist | None) -> dict:  # fmt: skip
+           dist: Dist | None, noise: tuple | None = None) -> dict:  # fmt: skip
     """The training loop of :func:`train`, with the run folder locked (by rank 0)."""
     main = dist is None or dist.main
     model.to(cfg.torch_device)
@@ -292,7 +300,8 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
         idx = batch_indices(step, cfg.batch_size, n, cfg.seed, perm_cache).to(cfg.torch_device)
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss = diffusion.loss(net, images[idx], gen, part)
+            source = PoolNoise(noise[0], noise[1] + step * noise[2], noise[2]) if noise is not None else None
+            loss = diffusion.loss(net, images[idx], gen, part, source)
         batch_loss = dist.mean(loss) if dist is not None else loss.detach()  # every rank sees the global batch's loss
         if not torch.isfinite(batch_loss):
             bar.close()

@@ -110,9 +110,9 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     real_loss = GaussianDiffusion.loss
     calls = {"n": 0}
 
-    def flaky(self, model, x0, generator=None, part=None):
+    def flaky(self, model, x0, generator=None, part=None, noise_source=None):
         calls["n"] += 1
-        loss = real_loss(self, model, x0, generator, part)
+        loss = real_loss(self, model, x0, generator, part, noise_source)
         return loss * float("nan") if calls["n"] == 6 else loss
 
     monkeypatch.setattr(GaussianDiffusion, "loss", flaky)
