@@ -86,6 +86,7 @@ class IBMDevice(SamplerDevice):
             raise UsageError("--mitigate-readout is the sampler's; the estimator mitigates readout itself (resilience_level 1: TREX)")
         self.primitive, self.plan = primitive, plan
         self.runtime_options = dict(runtime_options or {})
+        runtime.check_options(primitive, self.runtime_options)  # before the backend: a bad option needs no account
         self.backend, self.service, self.local = resolve_backend(backend)
         config = self.backend.configuration() if hasattr(self.backend, "configuration") else None
         self.rep_delay_range = tuple(getattr(config, "rep_delay_range", None) or ()) or None
