@@ -47,7 +47,7 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 @friendly_errors
 def train(
     arch: Optional[str] = typer.Option(None, help="architecture (see `nisqdiff archs`) [default: 1hqconv, or the resumed run's]"),
-    dataset: str = typer.Option("mnist", help="mnist or fashion-mnist"),
+    dataset: str = typer.Option("mnist", help="mnist, fashion-mnist or a grey MedMNIST set (pneumoniamnist, organamnist, ...)"),
     epochs: Optional[float] = typer.Option(
         None, help="epochs (passes over the training set) [default: 20, or the resumed run's]"
     ),

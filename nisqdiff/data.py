@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import medmnist
 from .errors import DataError, UsageError
 
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", *medmnist.SETS)  # MedMNIST's 28x28 sets: nisqdiff.medmnist
 SPLITS = ("train", "test")
 
 _FILES = {
@@ -212,8 +213,8 @@ def load_images(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a dataset split as ``(images, labels)``.
 
-    Returns images of shape (N, 1, 28, 28), float32 in [-1, 1] (the diffusion scale of SPEC.md), and
-    int64 labels of shape (N,), of the images :func:`select` keeps (``subset``, ``classes``,
+    Returns images of shape (N, C, 28, 28) (C = 1; 3 for MedMNIST's colour sets), float32 in [-1, 1] (the
+    diffusion scale of SPEC.md), and int64 labels of shape (N,) ((N, 14) for the multi-label chestmnist), of the images :func:`select` keeps (``subset``, ``classes``,
     ``per_class``; all images without them). Raises :class:`UsageError` for an unknown dataset or
     split or a selection the data cannot give, :class:`DataError` for missing or corrupt files.
     """
@@ -229,15 +230,22 @@ def load_selection(
     check_dataset(name)
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'; valid: {', '.join(SPLITS)}")
-    folder = locate(name, data_dir)
-    img_stem, lbl_stem = _FILES[split]
-    images = read_idx(_find_file(folder, img_stem), SHA256[name][img_stem])
-    labels = read_idx(_find_file(folder, lbl_stem), SHA256[name][lbl_stem])
-    if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
-    keep = select(labels, subset, classes, per_class, name)
-    x = torch.from_numpy(images[keep]).float().div_(127.5).sub_(1.0).unsqueeze(1)
-    return x, torch.from_numpy(labels[keep].astype(np.int64)), keep
+    if name in medmnist.SETS:
+        images, labels = medmnist.load(name, split, candidate_roots(name, data_dir), cache_dir())
+        if labels.ndim > 1 and (classes is not None or per_class is not None):
+            raise UsageError(f"{name} is multi-label; --classes and --per-class need one label per image")
+        keep = select(labels, subset, classes, per_class, name) if labels.ndim == 1 else np.arange(len(labels))[:subset]
+    else:
+        folder = locate(name, data_dir)
+        img_stem, lbl_stem = _FILES[split]
+        images = read_idx(_find_file(folder, img_stem), SHA256[name][img_stem])
+        labels = read_idx(_find_file(folder, lbl_stem), SHA256[name][lbl_stem])
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels")
+        keep = select(labels, subset, classes, per_class, name)
+    x = torch.from_numpy(images[keep]).float().div_(127.5).sub_(1.0)
+    x = x.permute(0, 3, 1, 2) if x.dim() == 4 else x.unsqueeze(1)  # (N, C, 28, 28): colour channels first
+    return x.contiguous(), torch.from_numpy(labels[keep].astype(np.int64)), keep
 
 
 def select(labels: np.ndarray, subset: int | None = None, classes: list[int] | None = None, per_class: int | None = None,

@@ -128,6 +128,8 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
     if cfg.arch is not None or not resume:
         get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
+    if cfg.dataset in data.medmnist.SETS:
+        data.medmnist.check_trainable(cfg.dataset)
     if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
         raise UsageError(f"--epochs must be a positive finite number, got {cfg.epochs}")
     for name in ("max_steps", "batch_size", "subset", "per_class"):

@@ -62,6 +62,7 @@ CASES = [
     ("train --classes 12 --data-dir {data}", "--classes 12 not in mnist (its classes: 0..9)"),
     ("train --classes 3 --per-class 7000 --data-dir {data}", "--per-class 7000 exceeds the 6131 images of class 3"),
     ("train --classes three", "--classes takes comma-separated class indices"),
+    ("train --dataset dermamnist", "dermamnist has colour images; the U-Nets take one channel"),
     ("train --per-class 0", "--per-class must be at least 1"),
     ("train --timesteps 0", "--timesteps"),
     ("train --logsnr-shift 1", "--logsnr-shift applies to --schedule shifted-cosine only"),

@@ -139,3 +139,57 @@ def test_training_on_one_digit_writes_its_images(data_dir, tmp_path):
     chosen = json.loads((tmp_path / "training_images.json").read_text())
     _, labels, indices = load_selection("mnist", "train", data_dir, classes=[3], per_class=12)
     assert chosen["indices"] == indices.tolist() and len(indices) == 12 and (labels == 3).all()
+
+
+def _npz(path, channels=1, n=20, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shape = (n, 28, 28) if channels == 1 else (n, 28, 28, 3)
+    arrays = {f"{s}_images": rng.integers(0, 256, shape, dtype=np.uint8) for s in ("train", "val", "test")}
+    arrays |= {f"{s}_labels": (np.arange(n) % 2).reshape(n, 1).astype(np.uint8) for s in ("train", "val", "test")}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_medmnist_npz_loader(tmp_path, monkeypatch):
+
+    from nisqdiff import medmnist
+    from nisqdiff.data import load_selection
+
+    arrays = _npz(tmp_path / "pneumoniamnist.npz")
+    (tmp_path / "medmnist").mkdir()
+    _npz(tmp_path / "medmnist" / "dermamnist.npz", channels=3)
+    monkeypatch.setitem(medmnist.SETS, "pneumoniamnist", (medmnist.md5(tmp_path / "pneumoniamnist.npz"), 1, False))
+    monkeypatch.setitem(medmnist.SETS, "dermamnist", (medmnist.md5(tmp_path / "medmnist" / "dermamnist.npz"), 3, False))
+    x, labels, keep = load_selection("pneumoniamnist", "train", tmp_path, per_class=3)
+    assert x.shape == (6, 1, 28, 28) and keep.tolist() == [0, 1, 2, 3, 4, 5] and labels.tolist() == [0, 1, 0, 1, 0, 1]
+    assert torch.equal(x[0, 0], torch.from_numpy(arrays["train_images"][0]).float() / 127.5 - 1)
+    rgb, _ = load_images("dermamnist", "test", tmp_path)
+    assert rgb.shape == (20, 3, 28, 28) and -1 <= rgb.min() and rgb.max() <= 1
+    with pytest.raises(ValueError, match="colour images; the U-Nets take one channel"):
+        medmnist.check_trainable("dermamnist")
+    monkeypatch.setitem(medmnist.SETS, "pneumoniamnist", ("0" * 32, 1, False))  # the real checksum of another file
+    with pytest.raises(DataError, match="fails its MD5 check"):
+        load_images("pneumoniamnist", "train", tmp_path)
+
+
+def test_medmnist_download_is_verified_before_it_lands(tmp_path, monkeypatch):
+    import io
+
+    from nisqdiff import medmnist
+
+    _npz(tmp_path / "src.npz")
+    payload = (tmp_path / "src.npz").read_bytes()
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout: io.BytesIO(payload))
+    good = medmnist.download("breastmnist", tmp_path / "cache", expected_md5=medmnist.md5(tmp_path / "src.npz"))
+    assert good.read_bytes() == payload
+    with pytest.raises(DataError, match="failed its MD5 check"):
+        medmnist.download("octmnist", tmp_path / "cache")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["breastmnist.npz"]  # nothing partial left
+    monkeypatch.undo()
+
+
+def test_medmnist_missing_offline(tmp_path):
+    with pytest.raises(DataError, match="organamnist.npz not found in .* could not download"):
+        load_images("organamnist", "train", tmp_path)
