@@ -190,6 +190,9 @@ def evaluate(
     dataset: Optional[str] = typer.Option(None, help="reference dataset (default: the model's)"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with the IDX files"),
     num_real: Optional[int] = typer.Option(None, help="first N training images as reference (default: all)"),
+    classes: Optional[str] = typer.Option(
+        None, help="reference images of these classes only, e.g. 3 [default: the classes the model was trained on]"
+    ),
     sampler: str = typer.Option("ddim"),
     steps: int = typer.Option(50),
     eta: float = typer.Option(0.0),
@@ -198,7 +201,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint)"),
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
-    from .data import check_dataset, load_images, locate
+    from .data import check_dataset, load_images
     from .files import atomic_write_text, check_writable
     from .metrics import compute_metrics, load_backbone
     from .pipeline import DiffusionPipeline
@@ -211,32 +214,33 @@ def evaluate(
         check_writable(out, "file")
     if samples is not None:
         images, meta = _load_samples(samples)
-        model_dataset = None
+        model_dataset, training = None, {}
         if meta.get("checkpoint") and Path(meta["checkpoint"]).exists():
-            model_dataset = DiffusionPipeline.from_pretrained(meta["checkpoint"]).info["dataset"]
+            info = DiffusionPipeline.from_pretrained(meta["checkpoint"]).info
+            model_dataset, training = info["dataset"], info.get("training") or {}
         default_out = samples.with_name("metrics.json")
     else:
         pipe = DiffusionPipeline.from_pretrained(checkpoint)
         pipe.check(num, sampler, steps, eta, batch_size, seed)
         if num < 2:
             raise_usage(f"--num must be at least 2 for FID, got {num}")
-        model_dataset = pipe.info["dataset"]
+        model_dataset, training = pipe.info["dataset"], pipe.info.get("training") or {}
         default_out = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "metrics_eval.json"
     ref = check_dataset(dataset or model_dataset or "mnist")
     inception = str(inception_weights) if inception_weights else None
     load_backbone(backbone, ref, inception)  # a bad backbone or missing data fails before any sampling
-    locate(ref, str(data_dir) if data_dir else None)
+    chosen = _class_list(classes) if classes is not None else (training.get("classes") if ref == model_dataset else None)
+    real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real, classes=chosen)  # before sampling
     if checkpoint is not None:
         images, meta = pipe.generate(num, sampler, steps, eta, batch_size, seed)
-    real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real)
     result = compute_metrics(images, real, backbone, ref, inception)
-    result.update({"dataset": ref, "samples": meta})
+    result.update({"dataset": ref, "reference_classes": chosen, "samples": meta})
     atomic_write_text(out or default_out, json.dumps(result, indent=2) + "\n")
     b = result["backbone"]["name"]
     typer.echo(
         f"FID[{b}] {result['fid']:.3f}  KID[{b}] {result['kid_mean']:.5f} +- {result['kid_std']:.5f}  "
         f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
-        f"{ref} images) -> {out or default_out}"
+        f"{ref} images{' of classes ' + ','.join(map(str, chosen)) if chosen else ''}) -> {out or default_out}"
     )
 
 

@@ -57,6 +57,13 @@ def test_sample_and_evaluate(classical_ckpt, tmp_path, data_dir):
     assert "FID[classifier]" in res.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["backbone"]["name"] == "classifier" and metrics["samples"]["sampler"] == "ddim"
+    assert metrics["reference_classes"] is None and metrics["num_real"] == 200
+    res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, "--num-real", 50, "--classes", "3",
+              "--out", tmp_path / "m3.json")  # fmt: skip
+    assert res.exit_code == 0 and "50 mnist images of classes 3" in res.output, res.output
+    assert json.loads((tmp_path / "m3.json").read_text())["reference_classes"] == [3]
+    res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, "--classes", "11")
+    assert res.exit_code == 2 and "--classes 11 not in mnist" in res.output
 
 
 def test_checkpoint_of_another_arch_names_both(classical_ckpt, tmp_path):

@@ -139,6 +139,14 @@ def test_training_on_one_digit_writes_its_images(data_dir, tmp_path):
     chosen = json.loads((tmp_path / "training_images.json").read_text())
     _, labels, indices = load_selection("mnist", "train", data_dir, classes=[3], per_class=12)
     assert chosen["indices"] == indices.tolist() and len(indices) == 12 and (labels == 3).all()
+    from typer.testing import CliRunner
+
+    from nisqdiff.cli import app
+
+    res = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--num", "4", "--steps", "1",
+                                   "--num-real", "20", "--data-dir", str(data_dir), "--out", str(tmp_path / "m.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["reference_classes"] == [3]  # the model's own classes by default
 
 
 def _npz(path, channels=1, n=20, seed=0):
