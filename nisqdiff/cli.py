@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Optional
@@ -254,7 +255,7 @@ def report(
         help="comma-separated settings: noiseless | depolarized | shots:SHOTS | "
         "emulator:CAL@SCALE[/SHOTS][+readout][+zne] | aer-noisy:CAL@SCALE[/SHOTS][+readout]",
     ),
-    num: int = typer.Option(500, help="images per setting"),
+    num: int = typer.Option(500, "--num", "--num-images", help="images per setting (--num-images under torchrun)"),
     steps: int = typer.Option(20, help="DDIM steps"),
     eta: float = typer.Option(0.0, help="DDIM eta"),
     seed: int = typer.Option(0, help="sampling and device seed, the same for every setting"),
@@ -268,6 +269,7 @@ def report(
     backbone: str = typer.Option("classifier", help="classifier (shipped, per dataset) or inception"),
     inception_weights: Optional[Path] = typer.Option(None, help="TorchScript InceptionV3 (inception-2015-12-05.pt)"),
     render: Optional[Path] = typer.Option(None, help="only redraw the tables, plots and report.md of this finished study"),
+    distributed: bool = typer.Option(False, help="one of torchrun's processes: the batches split over them, rank 0 scores"),
 ):
     """Sample the same seeds on every device setting, then FID/KID/IS with intervals, plots, grids,
     per-circuit statistics and report.md in --out. An interrupted study resumes from its last batch;
@@ -290,9 +292,20 @@ def report(
     inception = str(inception_weights) if inception_weights else None
     plan = plan_study(checkpoint, specs, out, num, steps, seed, batch_size, shots, trajectories, eta,
                       str(data_dir) if data_dir else None, num_real, backbone, bootstrap, inception)  # fmt: skip
-    with RunLock(out):
-        result = run_study(plan)
-        report_md = render_report(out)
+    dist = None
+    if distributed:
+        from .distributed import init
+
+        dist = init("cpu")
+    try:
+        with RunLock(out) if dist is None or dist.main else contextlib.nullcontext():
+            result = run_study(plan, dist)
+            if result is None:
+                return  # rank 0 scores and reports
+            report_md = render_report(out)
+    finally:
+        if dist is not None:
+            dist.close()
     for r in result["settings"]:
         typer.echo(f"{r['setting']:<40} FID {r['fid']:8.2f}  KID {r['kid_mean']:.4f}  IS {r['is_mean']:.2f}")
     typer.echo(f"report: {report_md}")

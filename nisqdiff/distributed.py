@@ -14,6 +14,7 @@ starts the processes.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ class Dist:
         return out
 
     def close(self) -> None:
+        """Leave the group once every rank is done (rank 0 may still be writing or scoring)."""
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
@@ -74,8 +77,8 @@ def init(torch_device: str) -> Dist:
         backend = "nccl"
     else:
         backend = "gloo"
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend=backend)
+    if not torch.distributed.is_initialized():  # rank 0 may score for hours while the others wait at a barrier
+        torch.distributed.init_process_group(backend=backend, timeout=datetime.timedelta(hours=24))
     return Dist(rank, world, local, torch_device)
 
 

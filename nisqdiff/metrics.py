@@ -201,9 +201,10 @@ def score_image_sets(
         raise UsageError(f"FID needs at least 2 generated and 2 reference images, got {n} and {len(real)}")
     feats, logits, desc = load_backbone(backbone, dataset, inception_path)
     subset = min(kid_subset_size, n, len(real))
-    fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False)
+    local = {"sync_on_compute": False}  # scored by one process, also inside a distributed run (rank 0)
+    fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False, **local)
     kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False,
-                                  reset_real_features=False)  # fmt: skip
+                                  reset_real_features=False, **local)  # fmt: skip
 
     def update(metrics, images: torch.Tensor, **kw) -> None:
         for i in range(0, len(images), batch_size):
@@ -225,7 +226,7 @@ def score_image_sets(
         fid.reset(), kid.reset()
         update((fid, kid), x, real=False)
         value = float(fid.compute())
-        inc = InceptionScore(feature=logits, splits=is_splits, normalize=False)
+        inc = InceptionScore(feature=logits, splits=is_splits, normalize=False, **local)
         update((inc,), x)
         kid_mean, kid_std = kid.compute()
         is_mean, is_std = inc.compute()

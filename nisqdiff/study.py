@@ -136,11 +136,14 @@ def plan_study(
     return StudyPlan(pipe, specs, devices, identity, Path(out), options)
 
 
-def run_study(plan: StudyPlan) -> dict:
+def run_study(plan: StudyPlan, dist=None) -> dict | None:
     """Sample every setting of a planned study (finished batches are kept), then score them into
     ``plan.out`` (:func:`evaluate_study`; :func:`nisqdiff.report.render_report` draws the report from
     there). Hold the folder's :class:`~nisqdiff.files.RunLock` while it runs. Returns the metrics.
-    :class:`~nisqdiff.errors.StudyError` when the folder holds another study."""
+    :class:`~nisqdiff.errors.StudyError` when the folder holds another study. With ``dist``
+    (:func:`nisqdiff.distributed.init`) rank r samples the batches b = r mod N of every setting (each
+    batch reseeds its device, so they equal a one-process run's) and rank 0 alone writes study.json and
+    scores; the other ranks return None."""
     from tqdm import tqdm
 
     from .circuits import ExecutionLog
@@ -148,10 +151,15 @@ def run_study(plan: StudyPlan) -> dict:
     from .devices.base import call_seed
 
     ident, out, pipe = plan.identity, plan.out, plan.pipe
-    study = open_study(out, ident, plan.specs)
+    main = dist is None or dist.main
+    study = open_study(out, ident, plan.specs) if main else None
+    if dist is not None:
+        dist.barrier()  # study.json is there before any batch is written
     n_batches = math.ceil(ident["num"] / ident["batch_size"])
-    todo = {s.label: [b for b in range(n_batches) if not batch_path(out, s.slug, b).is_file()] for s in plan.specs}
-    with tqdm(total=ident["steps"] * sum(len(v) for v in todo.values()), desc=f"study {pipe.arch}", unit="step") as bar:
+    mine = range(n_batches) if dist is None else range(dist.rank, n_batches, dist.world)
+    todo = {s.label: [b for b in mine if not batch_path(out, s.slug, b).is_file()] for s in plan.specs}
+    with tqdm(total=ident["steps"] * sum(len(v) for v in todo.values()), desc=f"study {pipe.arch}", unit="step",
+              disable=not main) as bar:  # fmt: skip
         for spec in plan.specs:
             device = plan.devices[spec.label]
             bar.set_postfix_str(spec.label)
@@ -169,6 +177,10 @@ def run_study(plan: StudyPlan) -> dict:
                 atomic_save(record, batch_path(out, spec.slug, b))
             if isinstance(device, CostWatch):
                 device.bar.close()
+    if dist is not None:
+        dist.barrier()  # every rank's batches are saved
+        if not main:
+            return None
     return evaluate_study(out, study, pipe, **plan.options)
 
 

@@ -74,3 +74,19 @@ def test_distributed_bad_input(tiny_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="does not split over 3 processes"):
         batch_slice(128, Dist(0, 3, 0, "cpu"))
     assert batch_slice(128, Dist(1, 2, 1, "cpu")) == slice(64, 128) and not (tmp_path / "t").exists()
+
+
+def test_distributed_study_equals_one_process(tmp_path, tiny_checkpoint, data_dir):
+    from nisqdiff.study import batch_path
+
+    args = ["report", "--checkpoint", str(tiny_checkpoint("1hqconv")), "--devices", "noiseless,shots:16", "--num-images", "6",
+            "--batch-size", "2", "--steps", "2", "--num-real", "50", "--bootstrap", "0", "--data-dir", str(data_dir)]  # fmt: skip
+    _run([*args, "--out", str(tmp_path / "one")], False)
+    _run([*args, "--out", str(tmp_path / "two")], True)
+    for slug in ("noiseless", "shots-16"):
+        for b in range(3):
+            one, two = (torch.load(batch_path(tmp_path / d, slug, b), weights_only=True) for d in ("one", "two"))
+            timeless = [{k: v for k, v in r["device"].items() if k != "device_seconds"} for r in (one, two)]
+            assert torch.equal(one["images"], two["images"]) and timeless[0] == timeless[1]
+    fids = [[r["fid"] for r in json.loads((tmp_path / d / "metrics.json").read_text())["settings"]] for d in ("one", "two")]
+    assert fids[0] == fids[1] and (tmp_path / "two" / "report.md").is_file()
