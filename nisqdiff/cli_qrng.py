@@ -32,8 +32,7 @@ def qrng(
     """Measure H on 12 qubits on a device, debias each qubit's bits, and write a pool of random bits with its
     provenance; `train` and `sample` read N(0, 1) noise from it with --noise-source pool:POOL."""
     from .devices import IBMDevice, load_profile, make_device
-    from .devices.base import with_stats
-    from .qrng import EXTRACTORS, N_QUBITS, WORD, bias_table, check_device, extract, hadamard_circuit, measure_bits, write_pool
+    from .qrng import EXTRACTORS, N_QUBITS, WORD, bias_table, extract, hadamard_circuit, measure_bits, write_pool
 
     if bits < 1:
         raise_usage(f"--bits must be at least 1, got {bits}")
@@ -47,7 +46,6 @@ def qrng(
     if kind not in ("aer", "aer-noisy", "ibm"):
         raise_usage(f"qrng needs a device that returns measured bits (kind aer, aer-noisy or ibm); '{device}' is {kind}")
     qdev = make_device(device, shots=shots, seed=device_seed, calibration=calibration, noise_scale=noise_scale, backend=backend)
-    check_device(qdev)
     yield_per_raw = 0.25 if extractor == "von-neumann" else 1.0  # von Neumann at p = 1/2; less for biased bits
     raw_needed = math.ceil(bits / yield_per_raw)
     if dry_run:
@@ -55,7 +53,7 @@ def qrng(
         train_bits = train_steps * train_batch * 784 * WORD
         typer.echo(f"{bits:,} bits: about {raw_needed:,} raw bits, {shots_needed:,} shots of the 12-qubit Hadamard circuit")
         if isinstance(qdev, IBMDevice):
-            per_shot = qdev.circuit_seconds(with_stats(qdev._transpile(hadamard_circuit())))
+            per_shot = qdev.circuit_seconds(qdev._transpile(hadamard_circuit()))
             typer.echo(f"QPU time: about {shots_needed * per_shot / 60:.1f} min ({per_shot * 1e6:.1f} us per shot with rep_delay)")
             train_minutes = math.ceil(train_bits / yield_per_raw / N_QUBITS) * per_shot / 60
             typer.echo(f"one training run of {train_steps:,} steps at batch {train_batch} needs {train_bits:,} bits: "

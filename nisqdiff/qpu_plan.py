@@ -29,15 +29,14 @@ def _circuits(pipe, device: IBMDevice) -> list[dict]:
         per_shot = device.circuit_seconds(transpiled)
         out.append({"stage": c["stage"], "inputs_per_image": c["inputs_per_image"], "ansatz": c["ansatz"], **transpiled.metadata,
                     "seconds_per_shot": per_shot, "duration": per_shot - device.rep_delay(),
-                    "physical_qubits": physical_qubits(transpiled, len(transpiled.clbits) or 12)})  # fmt: skip
+                    "physical_qubits": physical_qubits(transpiled, len(transpiled.clbits))})  # fmt: skip
     return out
 
 
 def plan_run(pipe, device: IBMDevice, num: int, steps: int, shots: int | None = None, circuits: list | None = None) -> dict:
     """What sampling ``num`` images with ``steps`` model calls on ``device`` would submit, without
     submitting (``shots``: instead of the device's): jobs, PUBs, circuit executions (parameter sets x
-    noise factors x randomizations), total shots and ``qpu_seconds_estimate``, with the plan's limit and,
-    on a live account, the instance's remaining QPU time."""
+    noise factors x randomizations), total shots and ``qpu_seconds_estimate``, with the plan's limit."""
     shots = shots or device.shots
     circuits = circuits if circuits is not None else _circuits(pipe, device)
     cost = runtime.executions(device.primitive, device.options, shots)
@@ -79,8 +78,6 @@ def plan_run(pipe, device: IBMDevice, num: int, steps: int, shots: int | None = 
         "plan": device.plan,
         "plan_limit_seconds": runtime.PLAN_LIMITS[device.plan],
     }
-    if not device.local and (usage := runtime.instance_usage(device.service)):
-        plan["instance_usage"] = usage
     return plan
 
 
@@ -110,11 +107,14 @@ def largest_fitting(pipe, device: IBMDevice, num: int, steps: int, shots: int, b
 
 
 def check_budget(pipe, device: IBMDevice, num: int, steps: int, budget: float | None, sampler: str) -> dict:
-    """The run's plan; with ``budget`` (QPU seconds), :class:`~nisqdiff.errors.UsageError` when the
-    estimate exceeds it, naming the largest --num, --steps and --shots that fit."""
+    """The run's plan, with the instance's usage on a live account (asked once, not in the budget search);
+    with ``budget`` (QPU seconds), :class:`~nisqdiff.errors.UsageError` when the estimate exceeds it,
+    naming the largest --num, --steps and --shots that fit."""
     if budget is not None and not budget > 0:
         raise UsageError(f"--budget must be a positive number of QPU seconds, got {budget}")
     plan = plan_run(pipe, device, num, steps)
+    if not device.local and (usage := runtime.instance_usage(device.service)):
+        plan["instance_usage"] = usage
     if budget is not None and plan["qpu_seconds_estimate"] > budget:
         fit = {k: v for k, v in largest_fitting(pipe, device, num, steps, device.shots, budget, sampler).items() if v}
         what = f"largest that fit (each alone): {', '.join(f'--{k} {v}' for k, v in fit.items())}" if fit else (

@@ -17,7 +17,7 @@ with the number of bits it needs, never wrapped around; a resumed run gets its o
 
 **Gaussians.** Word k of the reservation is the 32 bits 32k..32k+31 (little-endian); u = (k + 1/2) / 2^32 and
 z = Phi^-1(u) (``torch.special.ndtri`` in float64): an exact inverse CDF of the discretised uniform, whose
-tails stop at |z| = 6.2.
+tails stop at |z| = 6.34.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from .files import atomic_write, atomic_write_text
 FORMAT = "nisqdiff-qrng-pool/1"
 N_QUBITS = 12
 WORD = 32  # bits per Gaussian
+EXTRACTORS = ("von-neumann", "none")
 
 
 class PoolError(NisqdiffError):
@@ -76,7 +77,8 @@ def check_device(device) -> None:
 def measure_bits(device, raw_bits: int) -> tuple[np.ndarray, dict]:
     """At least ``raw_bits`` raw bits from the Hadamard circuit on ``device``: (bits (12, M) uint8, one
     stream per qubit; what was run: executions, shots, job ids). One execution of ``device.shots`` shots
-    per call (a circuit without parameters is one parameter set)."""
+    per call: qiskit-aer 0.17.2's own SamplerV2 (aer-noisy) returns all-zero bits for every parameter set of
+    a circuit without parameters but the first."""
     check_device(device)
     circuit = device._transpile(hadamard_circuit())
     streams, executions, job_ids = [], 0, []
@@ -113,8 +115,6 @@ def bias_table(counts: np.ndarray) -> list[dict]:
                      "min_entropy_out": min_entropy(p_out), "yield": n_out / n_raw})  # fmt: skip
     return rows
 
-
-EXTRACTORS = ("von-neumann", "none")
 
 
 def write_pool(path: Path, bits: np.ndarray, provenance: dict) -> None:

@@ -69,3 +69,15 @@ def test_seeded_and_refuses_what_it_cannot_simulate():
     noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 1), ["x"])
     with pytest.raises(ValueError, match="ideal"):
         AerProbabilitySampler(AerSimulator(noise_model=noise))
+
+
+def test_a_circuit_without_parameters_gives_every_parameter_set_its_shots():
+    """Aer runs a circuit without parameters once; each of the PUB's (N, 0) parameter sets still gets
+    its own, independently drawn shots of that distribution."""
+    qc = QuantumCircuit(2)
+    qc.h([0, 1])
+    qc.measure_all()
+    res = AerProbabilitySampler(AerSimulator(), seed=4).run([(qc, np.zeros((3, 0)))], shots=4000).result()[0]
+    bits = res.data.meas.to_bool_array(order="little")  # (3, 4000, 2)
+    assert bits.shape == (3, 4000, 2) and np.all(np.abs(bits.mean(1) - 0.5) < 4 * 0.5 / np.sqrt(4000))
+    assert not np.array_equal(bits[0], bits[1])
