@@ -25,7 +25,7 @@ from . import __version__
 from .diffusion import ScheduleConfig
 from .errors import CheckpointError, reason
 from .files import atomic_save, atomic_write, atomic_write_text, file_sha256, read_json
-from .models import UNet, get_arch
+from .models import UNet, build_model, get_arch
 
 FORMAT = "nisqdiff-checkpoint-1"
 PRETRAINED_FORMAT = "nisqdiff-pretrained-1"
@@ -158,7 +158,7 @@ def load_model(source: str | os.PathLike, expect_arch: str | None = None) -> tup
         raise CheckpointError(f"{source} holds architecture '{arch}', expected '{expect_arch}'")
     try:
         get_arch(arch)
-        model = UNet(arch)
+        model = build_model(arch)
         model.load_state_dict(state)
     except (ValueError, RuntimeError) as exc:  # UsageError (unknown arch) or mismatched weights
         raise CheckpointError(f"{source}: weights do not fit architecture '{arch}': {reason(exc)}") from None

@@ -17,9 +17,10 @@ from .cli_errors import raise_usage
 def qrng(
     bits: int = typer.Option(..., help="bits the pool must hold after extraction (32 per Gaussian)"),
     out: Path = typer.Option(..., help="pool file to write, e.g. pools/sherbrooke.npz"),
-    device: str = typer.Option("aer-noisy", help="a device that returns measured bits: aer, aer-noisy, ibm (or a profile of those)"),
-    calibration: Optional[str] = typer.Option(None, help="aer-noisy: calibration snapshot [default: the profile's]"),
-    noise_scale: Optional[float] = typer.Option(None, help="aer-noisy: multiplies every error rate"),
+    device: str = typer.Option("aer-noisy", help="a device that returns measured bits: aer, aer-noisy, ibm, or the emulator "
+                               "(bits drawn from its exact noisy marginals; fast) (or a profile of those)"),  # fmt: skip
+    calibration: Optional[str] = typer.Option(None, help="aer-noisy, emulator: calibration snapshot [default: the profile's]"),
+    noise_scale: Optional[float] = typer.Option(None, help="aer-noisy, emulator: multiplies every error rate"),
     backend: Optional[str] = typer.Option(None, help="ibm: backend name, or fake_* for local testing mode"),
     shots: int = typer.Option(65536, help="shots per circuit execution"),
     device_seed: Optional[int] = typer.Option(None, help="seed of a simulator's shot sampling [default: the profile's]"),
@@ -43,9 +44,11 @@ def qrng(
     if out.parent.exists() and not out.parent.is_dir():
         raise_usage(f"{out.parent} is not a folder")
     kind = load_profile(device)["kind"]
-    if kind not in ("aer", "aer-noisy", "ibm"):
-        raise_usage(f"qrng needs a device that returns measured bits (kind aer, aer-noisy or ibm); '{device}' is {kind}")
-    qdev = make_device(device, shots=shots, seed=device_seed, calibration=calibration, noise_scale=noise_scale, backend=backend)
+    if kind not in ("aer", "aer-noisy", "ibm", "emulator"):
+        raise_usage(f"qrng needs a device that returns measured bits (kind aer, aer-noisy, ibm) or the emulator; '{device}' is {kind}")
+    extra = {"method": "exact"} if kind == "emulator" else {}
+    qdev = make_device(device, shots=shots, seed=device_seed, calibration=calibration, noise_scale=noise_scale, backend=backend,
+                       **extra)  # fmt: skip
     yield_per_raw = 0.25 if extractor == "von-neumann" else 1.0  # von Neumann at p = 1/2; less for biased bits
     raw_needed = math.ceil(bits / yield_per_raw)
     if dry_run:
@@ -66,7 +69,7 @@ def qrng(
     while sum(len(p) for p in parts) < bits:  # measure what is still missing, at the yield seen so far
         have = sum(len(p) for p in parts)
         seen_yield = counts[:, 2].sum() / counts[:, 0].sum() if counts.any() else yield_per_raw
-        raw, info = measure_bits(qdev, math.ceil((bits - have) / max(seen_yield, 0.05) * 1.05))
+        raw, info = measure_bits(qdev, min(math.ceil((bits - have) / max(seen_yield, 0.05) * 1.05), 1 << 28))  # bounded memory
         ran["executions"] += info["executions"]
         ran["job_ids"] += info["job_ids"]
         extracted, c = extract(raw, extractor)

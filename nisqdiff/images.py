@@ -1,6 +1,6 @@
 """Images as files and pixels: [-1, 1] tensors to uint8, PNG grids.
 
-Generated images are (N, 1, H, W) float tensors in [-1, 1]; :func:`to_uint8` maps them to the uint8
+Generated images are (N, C, H, W) float tensors (C = 1 grey, 3 RGB) in [-1, 1]; :func:`to_uint8` maps them to the uint8
 pixels that metrics (torchmetrics) and PNGs take, :func:`grid_array` tiles them, :func:`save_grid`
 writes the tiling as one PNG, atomically.
 """
@@ -23,12 +23,14 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def grid_array(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """(N, 1, H, W) images in [-1, 1] tiled into one uint8 array (``nrow`` per row, default ~sqrt(N))."""
-    pix = to_uint8(images).squeeze(1).numpy()
-    n, h, w = pix.shape
+    """(N, C, H, W) images in [-1, 1] tiled into one uint8 array (``nrow`` per row, default ~sqrt(N)):
+    (rows, cols) for grey images, (rows, cols, 3) for RGB."""
+    pix = to_uint8(images).permute(0, 2, 3, 1).numpy()
+    pix = pix[..., 0] if pix.shape[-1] == 1 else pix
+    n, h, w = pix.shape[:3]
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
-    grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
+    grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, *pix.shape[3:]), dtype=np.uint8)
     for i in range(n):
         r, c = divmod(i, nrow)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pix[i]
@@ -36,7 +38,7 @@ def grid_array(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> n
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None, pad: int = 2) -> Path:
-    """Save (N, 1, H, W) images in [-1, 1] as one PNG grid (:func:`grid_array`)."""
+    """Save (N, C, H, W) images in [-1, 1] (grey or RGB) as one PNG grid (:func:`grid_array`)."""
     from PIL import Image
 
     grid = grid_array(images, nrow, pad)

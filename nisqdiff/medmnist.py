@@ -103,8 +103,19 @@ def load(name: str, split: str, roots: list[Path], cache: Path, allow_download: 
     return images, (labels[:, 0] if labels.shape[1:] == (1,) else labels)
 
 
-def check_trainable(name: str) -> None:
-    """:class:`UsageError` for a set the U-Nets cannot train on yet (colour: they take one channel)."""
-    if SETS[name][1] != 1:
-        raise UsageError(f"{name} has colour images; the U-Nets take one channel (RGB is not built yet): use a grey set, "
-                         f"e.g. {', '.join(n for n, s in SETS.items() if s[1] == 1)}")  # fmt: skip
+def check_trainable(name: str, arch: str | None) -> None:
+    """:class:`UsageError` where ``arch`` cannot take dataset ``name``'s images: colour sets (of
+    MedMNIST) need an ``-rgb`` bottleneck U-Net (De Falco et al.'s U-Nets take one channel), grey sets
+    (every other) a grey one. ``arch`` None (a resume's own) passes."""
+    from .models import bottleneck_name, get_arch
+
+    cfg = get_arch(arch) if arch else None
+    colour = name in SETS and SETS[name][1] != 1
+    if cfg is None or colour == (cfg.channels == 3):
+        return
+    if not colour:
+        raise UsageError(f"{name} has grey images; --arch {arch} takes RGB: drop its -rgb")
+    if cfg.family != "bottleneck":
+        raise UsageError(f"{name} has colour images and {arch} takes one channel: use --arch "
+                         f"{bottleneck_name(True, channels=3)} (or a grey set, e.g. {', '.join(n for n, s in SETS.items() if s[1] == 1)})")  # fmt: skip
+    raise UsageError(f"{name} has colour images: use --arch {arch}-rgb")

@@ -25,7 +25,6 @@ from .errors import UsageError
 from .models import UNet
 
 SAMPLERS = ("ddpm", "ddim")
-IMAGE_SHAPE = (1, 28, 28)
 MAX_SEED = 2**40  # seed * 1_000_003 + batch must fit a 64-bit generator seed
 
 
@@ -57,6 +56,11 @@ class DiffusionPipeline:
         self.info = info or {"arch": unet.arch}
         self.noise = None  # (pool, first Gaussian, Gaussians per batch) of a quantum noise pool, or None
         self.set_executor(executor or ExactSimulator())
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, 28, 28) of the images the model makes (a grey U-Net's unless it says otherwise)."""
+        return getattr(self.unet, "image_shape", (1, 28, 28))
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, expect_arch: str | None = None,
@@ -96,7 +100,7 @@ class DiffusionPipeline:
         from .diffusion import noise_draws
 
         self.check(num, sampler, steps, eta, batch_size)
-        per_batch = min(batch_size, num) * math.prod(IMAGE_SHAPE) * noise_draws(sampler, steps, eta, self.scheduler.timesteps)
+        per_batch = min(batch_size, num) * math.prod(self.image_shape) * noise_draws(sampler, steps, eta, self.scheduler.timesteps)
         start = pool.reserve(run, per_batch * math.ceil(num / batch_size))
         self.noise = (pool, start, per_batch)
         return {"pool": str(pool.path), "pool_device": pool.provenance.get("device"), "first_gaussian": start,
@@ -124,7 +128,7 @@ class DiffusionPipeline:
 
     def __call__(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
                  seed: int = 0, torch_device: str = "cpu", progress=None, batches: list[int] | None = None) -> torch.Tensor:  # fmt: skip
-        """Generate ``num`` images (num, 1, 28, 28) in [-1, 1] on CPU.
+        """Generate ``num`` images (num, *image_shape) in [-1, 1] on CPU.
 
         ``sampler`` "ddpm" runs all T ancestral steps of the schedule (``steps`` is ignored), "ddim"
         runs ``steps`` deterministic (eta 0) or stochastic steps. Batch b draws all its noise from a
@@ -144,7 +148,7 @@ class DiffusionPipeline:
 
                 pool, start, per_batch = self.noise
                 gen = PoolNoise(pool, start + b * per_batch, per_batch)
-            shape = (n, *IMAGE_SHAPE)
+            shape = (n, *self.image_shape)
             if sampler == "ddpm":
                 x = self.scheduler.ddpm_sample(unet, shape, gen, torch_device=torch_device, progress=progress)
             else:
@@ -180,7 +184,7 @@ class DiffusionPipeline:
                 for b in todo:
                     log.reseed(call_seed(device_seed, b))
                     parts.append(self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update, [b]))
-                images = torch.cat(parts) if parts else torch.zeros(0, *IMAGE_SHAPE)
+                images = torch.cat(parts) if parts else torch.zeros(0, *self.image_shape)
             log.reseed(device_seed)  # the settings recorded name the run's seed
         finally:
             self.unet.set_executor(self.executor)

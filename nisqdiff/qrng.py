@@ -2,8 +2,12 @@
 debiased, stored as a pool with its provenance, and read as N(0, 1) noise without reuse.
 
 **Measuring.** :func:`measure_bits` runs H on each of 12 qubits, then measures, on a device that returns
-measured bits (kinds aer, aer-noisy and ibm: a SamplerV2 underneath). Each qubit's bit stream is kept
-apart, because a noisy device biases each qubit differently.
+measured bits (kinds aer, aer-noisy and ibm: a SamplerV2 underneath) or on the ``emulator``: it computes
+each qubit's exact noisy P(1) (its exact method, readout error included) and draws every shot's bits from
+those, independently per qubit, which is the circuit's exact joint distribution because the transpiled
+circuit has no two-qubit gate and every error of the calibration's noise model acts on one qubit (checked
+against Aer's density matrix in the tests). Each qubit's bit stream is kept apart, because a noisy device
+biases each qubit differently.
 
 **Extracting.** :func:`von_neumann` (von Neumann 1951): per qubit, non-overlapping pairs 01 -> 0, 10 -> 1,
 00 and 11 dropped. For independent bits of any fixed bias the output is unbiased and independent; it keeps
@@ -65,24 +69,48 @@ def hadamard_circuit(n_qubits: int = N_QUBITS):
 
 
 def check_device(device) -> None:
-    """:class:`UsageError` unless ``device`` returns measured bits (a SamplerV2 device: aer, aer-noisy, ibm)."""
+    """:class:`UsageError` unless ``device`` returns measured bits (a SamplerV2 device: aer, aer-noisy,
+    ibm) or is the emulator (bits from its exact marginals)."""
     from .devices.base import SamplerDevice
-    from .devices.emulator import EmulatorDevice
 
-    if not isinstance(device, SamplerDevice) or isinstance(device, EmulatorDevice):
+    if not isinstance(device, SamplerDevice):
         name = device.settings().get("device", type(device).__name__)
-        raise UsageError(f"qrng needs a device that returns measured bits (aer, aer-noisy, ibm), not '{name}'")
+        raise UsageError(f"qrng needs a device that returns measured bits (aer, aer-noisy, ibm) or the emulator, not '{name}'")
+
+
+def exact_p1(device, circuit) -> np.ndarray:
+    """The emulator's exact P(measured 1) (12,) of each qubit of the transpiled Hadamard ``circuit``, at
+    the device's noise scale, readout error included. :class:`UsageError` if the circuit has a two-qubit
+    gate (its bits would not be independent across qubits)."""
+    from .circuits.heisenberg import compile_exact
+    from .devices.emulator import emulator_program
+
+    if any(len(i.qubits) > 1 for i in circuit.data if i.operation.name not in ("barrier", "measure")):
+        raise UsageError("the emulator draws qrng bits from exact marginals only for circuits without two-qubit gates")
+    z = compile_exact(emulator_program(circuit, device.snapshot, device.noise_scale)).expval(
+        torch.zeros(1, 0, dtype=torch.float64), dtype=torch.float64)  # fmt: skip
+    return ((1 - z[0].numpy()) / 2).clip(0, 1)
 
 
 def measure_bits(device, raw_bits: int) -> tuple[np.ndarray, dict]:
     """At least ``raw_bits`` raw bits from the Hadamard circuit on ``device``: (bits (12, M) uint8, one
     stream per qubit; what was run: executions, shots, job ids). One execution of ``device.shots`` shots
     per call: qiskit-aer 0.17.2's own SamplerV2 (aer-noisy) returns all-zero bits for every parameter set of
-    a circuit without parameters but the first."""
+    a circuit without parameters but the first. On the emulator an execution draws ``device.shots`` shots
+    from :func:`exact_p1` with a generator seeded by the device's seed and call count."""
+    from .devices.emulator import EmulatorDevice
+
     check_device(device)
     circuit = device._transpile(hadamard_circuit())
+    p1 = exact_p1(device, circuit) if isinstance(device, EmulatorDevice) else None
     streams, executions, job_ids = [], 0, []
     while sum(s.shape[-1] for s in streams) * N_QUBITS < raw_bits:
+        if p1 is not None:
+            rng = np.random.default_rng([device.seed, device.calls])
+            device.calls += 1
+            streams.append((rng.random((N_QUBITS, device.shots)) < p1[:, None]).astype(np.uint8))
+            executions += 1
+            continue
         bits, meta = device._execute([circuit], [np.zeros((1, 0))])
         shots = bits[0].to_bool_array(order="little")[..., :N_QUBITS]  # (1, shots, 12)
         streams.append(shots.reshape(-1, N_QUBITS).T.astype(np.uint8))

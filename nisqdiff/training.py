@@ -27,7 +27,7 @@ from .diffusion import GaussianDiffusion, ScheduleConfig
 from .errors import TrainingError, UsageError
 from .files import RunLock, atomic_write_text, check_writable, remove_orphans
 from .images import save_grid
-from .models import UNet, get_arch
+from .models import UNet, build_model, get_arch
 from .pipeline import DiffusionPipeline, check_torch_device
 from .qrng import PoolNoise, check_source, parse_source
 
@@ -128,8 +128,7 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
     if cfg.arch is not None or not resume:
         get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
-    if cfg.dataset in data.medmnist.SETS:
-        data.medmnist.check_trainable(cfg.dataset)
+    data.medmnist.check_trainable(cfg.dataset, cfg.arch)
     if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
         raise UsageError(f"--epochs must be a positive finite number, got {cfg.epochs}")
     for name in ("max_steps", "batch_size", "subset", "per_class"):
@@ -217,7 +216,7 @@ def train(
     if images.shape[0] < cfg.batch_size:
         raise TrainingError(f"batch size {cfg.batch_size} exceeds the {images.shape[0]} training images; lower --batch-size")
     torch.manual_seed(cfg.seed)
-    model = UNet(cfg.arch)
+    model = build_model(cfg.arch)
     if cfg.init_from and not resume:
         transfer_from_classical(model, cfg.init_from, include_vertex=cfg.freeze_classical)
     if cfg.freeze_classical:

@@ -22,10 +22,10 @@ from nisqdiff.pipeline import DiffusionPipeline
 
 
 def predict(model, executor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(epsilon (N, 1, 28, 28), the outputs of every layer that holds circuits) with ``executor`` behind them."""
-    from nisqdiff.models.hybrid import PatchCircuits
+    """(epsilon (N, C, 28, 28), the outputs of every layer that holds circuits) with ``executor`` behind them."""
+    from nisqdiff.models.hybrid import CircuitStage
 
-    hybrid = [m for m in model.modules() if any(isinstance(c, PatchCircuits) for c in m.children())]
+    hybrid = [m for m in model.modules() if any(isinstance(c, CircuitStage) for c in m.children())]
     seen: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in hybrid]
     model.set_executor(executor)

@@ -1,8 +1,8 @@
 """Statistics of quantum noise pools before and after extraction (docs/qrng.md).
 
-    python scripts/qrng_stats.py --calibration fake_sherbrooke --scales 1,5 --gaussians 200000
+    python scripts/qrng_stats.py --device emulator --calibration fake_sherbrooke --scales 1,5 --gaussians 200000
 
-For each noise scale, draws a pool on aer-noisy (H on 12 qubits, measured) twice, without extraction and
+For each noise scale, draws a pool on ``--device`` (aer-noisy or emulator; H on 12 qubits, measured) twice, without extraction and
 with von Neumann's, and prints per pool: the largest per-qubit bias of the bits, and for its Gaussians the
 Kolmogorov-Smirnov p-value against N(0, 1), mean, variance, skewness, excess kurtosis and lag-1 serial
 correlation, each with the 4-sigma bound an ideal source would stay within.
@@ -24,6 +24,7 @@ from nisqdiff.qrng import Pool
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="aer-noisy", choices=("aer-noisy", "emulator"))
     ap.add_argument("--calibration", default="fake_sherbrooke")
     ap.add_argument("--scales", default="1,5")
     ap.add_argument("--gaussians", type=int, default=200_000)
@@ -37,7 +38,7 @@ def main() -> None:
         for scale in args.scales.split(","):
             for extractor in ("none", "von-neumann"):
                 path = Path(tmp) / f"{scale}-{extractor}.npz"
-                res = CliRunner().invoke(app, ["qrng", "--bits", str(32 * n), "--out", str(path), "--device", "aer-noisy",
+                res = CliRunner().invoke(app, ["qrng", "--bits", str(32 * n), "--out", str(path), "--device", args.device,
                                                "--calibration", args.calibration, "--noise-scale", scale, "--extractor", extractor])
                 assert res.exit_code == 0, res.output
                 pool = Pool(path)

@@ -1,31 +1,34 @@
 import pytest
 import torch
 
-from nisqdiff.circuits import ANSATZE, expval, probabilities, simulate
+from nisqdiff.circuits import ANSATZE, expval, get_spec, probabilities, simulate
 from nisqdiff.circuits.ansatz import gates
 from nisqdiff.circuits.reference import pennylane_qnode
 from nisqdiff.circuits.simulator import fuse
 
 
+ALL = [*ANSATZE, "ring4x2", "ring12x3"]  # the ring ansatz of the bottleneck U-Net at two sizes
+
+
 def _random(ansatz, batch, dtype):
-    spec = ANSATZE[ansatz]
+    spec = get_spec(ansatz)
     x = (torch.rand(batch, spec.n_qubits, dtype=dtype) * 2 * torch.pi - torch.pi).requires_grad_()
     w = torch.rand(spec.n_weights, dtype=dtype).requires_grad_()
     return x, w
 
 
-@pytest.mark.parametrize("ansatz", list(ANSATZE))
+@pytest.mark.parametrize("ansatz", ALL)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_matches_pennylane_values_and_gradients(ansatz, dtype):
     x, w = _random(ansatz, 6, dtype)
-    probe = torch.randn(6, ANSATZE[ansatz].n_qubits, dtype=torch.float64)
+    probe = torch.randn(6, get_spec(ansatz).n_qubits, dtype=torch.float64)
     ours = expval(ansatz, x, w)
     (ours.double() * probe).sum().backward()
     gx, gw = x.grad.clone(), w.grad.clone()
     xr, wr = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
     ref = pennylane_qnode(ansatz)(xr, wr)
     (ref * probe).sum().backward()
-    assert ours.shape == ref.shape == (6, ANSATZE[ansatz].n_qubits)
+    assert ours.shape == ref.shape == (6, get_spec(ansatz).n_qubits)
     assert torch.allclose(ours.double(), ref, atol=1e-5)
     assert torch.allclose(gx.double(), xr.grad, atol=1e-5)
     assert torch.allclose(gw.double(), wr.grad, atol=1e-5)

@@ -175,8 +175,13 @@ def test_medmnist_npz_loader(tmp_path, monkeypatch):
     assert torch.equal(x[0, 0], torch.from_numpy(arrays["train_images"][0]).float() / 127.5 - 1)
     rgb, _ = load_images("dermamnist", "test", tmp_path)
     assert rgb.shape == (20, 3, 28, 28) and -1 <= rgb.min() and rgb.max() <= 1
-    with pytest.raises(ValueError, match="colour images; the U-Nets take one channel"):
-        medmnist.check_trainable("dermamnist")
+    with pytest.raises(ValueError, match="colour images and 1hqconv takes one channel: use --arch qbottleneck-rgb"):
+        medmnist.check_trainable("dermamnist", "1hqconv")
+    with pytest.raises(ValueError, match="use --arch bottleneck-q16-rgb"):
+        medmnist.check_trainable("dermamnist", "bottleneck-q16")
+    with pytest.raises(ValueError, match="grey images; --arch qbottleneck-rgb takes RGB: drop its -rgb"):
+        medmnist.check_trainable("pneumoniamnist", "qbottleneck-rgb")
+    medmnist.check_trainable("dermamnist", "qbottleneck-rgb")
     monkeypatch.setitem(medmnist.SETS, "pneumoniamnist", ("0" * 32, 1, False))  # the real checksum of another file
     with pytest.raises(DataError, match="fails its MD5 check"):
         load_images("pneumoniamnist", "train", tmp_path)

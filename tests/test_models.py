@@ -1,6 +1,6 @@
 import torch
 
-from nisqdiff.models import ARCHS, UNet, arch_summary, count_parameters
+from nisqdiff.models import ARCHS, UNet, arch_summary, build_model, count_parameters
 
 EXPECTED = {
     "classical": 483_321,
@@ -11,13 +11,15 @@ EXPECTED = {
     "7fqconv": 440_649,
     "fullfqconv": 429_369,
     "quanv": 473_817,
+    "bottleneck": 89_579,  # Chen et al.'s family: no printed counts; the classical twin's core has 156 (> 72)
+    "qbottleneck": 89_495,
 }
 
 
 def test_parameter_counts_match_spec():
     assert set(ARCHS) == set(EXPECTED)
     for name, count in EXPECTED.items():
-        assert count_parameters(UNet(name)) == count, name
+        assert count_parameters(build_model(name)) == count, name
 
 
 def test_circuit_counts():

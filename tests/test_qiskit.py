@@ -10,16 +10,16 @@ from _helpers import run_one
 from qiskit.quantum_info import Statevector
 from typer.testing import CliRunner
 
-from nisqdiff.circuits import ANSATZE, expval
+from nisqdiff.circuits import ANSATZE, expval, get_spec
 from nisqdiff.circuits.qiskit_build import bind_weights, input_columns, qiskit_circuit
 from nisqdiff.circuits.reference import pennylane_qnode
 from nisqdiff.cli import app
 from nisqdiff.devices import AerDevice, make_device
 
 
-@pytest.mark.parametrize("ansatz", list(ANSATZE))
+@pytest.mark.parametrize("ansatz", [*ANSATZE, "ring5x2"])
 def test_qiskit_statevector_matches_our_simulator(ansatz):
-    spec = ANSATZE[ansatz]
+    spec = get_spec(ansatz)
     torch.manual_seed(1)
     x = torch.rand(3, spec.n_qubits, dtype=torch.float64) * 6 - 3
     w = torch.rand(spec.n_weights, dtype=torch.float64)

@@ -80,6 +80,32 @@ def test_qrng_on_a_calibrated_device(device_pool):
     assert stats.kstest(z, "norm").pvalue > 1e-3 and abs(np.corrcoef(z[:-1], z[1:])[0, 1]) < 4 / np.sqrt(len(z))
 
 
+def test_emulator_bits_follow_the_exact_joint_distribution(tmp_path):
+    """The emulator's qrng bits come from its exact per-qubit P(1); Aer's density matrix of the same
+    transpiled circuit gives the same marginals and a joint distribution that is their product."""
+    from nisqdiff.devices import EmulatorDevice
+    from nisqdiff.devices.emulator import aer_exact_expval, aer_exact_probabilities
+    from nisqdiff.qrng import exact_p1, hadamard_circuit
+
+    dev = EmulatorDevice("fake_sherbrooke", noise_scale=5.0, shots=4096, method="exact")
+    circuit = dev._transpile(hadamard_circuit())
+    p1 = exact_p1(dev, circuit)
+    zero = torch.zeros(1, 0, dtype=torch.float64)
+    assert np.allclose(p1, (1 - aer_exact_expval(circuit, dev.snapshot, 5.0, zero)[0].numpy()) / 2, atol=1e-9)
+    joint = aer_exact_probabilities(circuit, dev.snapshot, 5.0, zero)[0].numpy()  # before readout errors
+    bare = (1 - aer_exact_expval(circuit, dev.snapshot, 5.0, zero, readout=False, probabilities=torch.tensor(joint[None]))[0].numpy()) / 2
+    bits = (np.arange(4096)[:, None] >> np.arange(12)[None, :]) & 1
+    product = np.prod(np.where(bits == 1, bare, 1 - bare), axis=1)
+    assert np.abs(joint - product).max() < 1e-12 and 0.005 < np.abs(p1 - 0.5).max() < 0.1
+    res = CliRunner().invoke(app, ["qrng", "--bits", "200000", "--out", str(tmp_path / "e.npz"), "--device", "emulator",
+                                   "--calibration", "fake_sherbrooke", "--noise-scale", "5", "--shots", "4096"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    prov = Pool(tmp_path / "e.npz").provenance
+    assert prov["device"]["method"] == "exact" and prov["device"]["noise_scale"] == 5.0
+    assert np.allclose([q["p1_raw"] for q in prov["per_qubit"]], p1, atol=0.01)  # 8 x 4096 shots per qubit
+    assert max(abs(q["p1_out"] - 0.5) for q in prov["per_qubit"]) < 0.02
+
+
 def test_training_and_sampling_from_a_pool(device_pool, data_dir, tmp_path, tiny_checkpoint):
     runner = CliRunner()
     base = ["train", "--arch", "classical", "--subset", "8", "--batch-size", "4", "--grid-images", "0", "--data-dir", str(data_dir)]

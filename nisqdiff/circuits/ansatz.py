@@ -5,11 +5,16 @@ Every executor (the batched torch simulator, the PennyLane reference, later Qisk
 ``n_layers`` layers of the ansatz, then <Z_q> on every qubit. Weights are one flat vector per
 circuit, layer-major; a gate's angle is ``scale * weights[index]`` (scale 2*pi for HQConv/FQConv,
 1 for Basic, as De Falco et al. 2024 and SPEC.md define them).
+
+The ring ansatz of Chen et al. 2025 (arXiv 2504.00034, the quantum bottleneck) has a name per size,
+``ring<n>x<layers>`` (``ring12x3``, ``ring16x3``): per layer RY(w) RZ(w) on every qubit, then
+CNOT(q, q+1 mod n) for q = 0..n-1; 2n weights per layer, angle = weight (scale 1).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -18,7 +23,7 @@ TWO_PI = 2.0 * math.pi
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate. ``name`` in {"RX", "CRZ", "CRX", "CNOT"}; ``wires`` is (target,) or (control, target);
+    """One gate. ``name`` in {"RX", "RY", "RZ", "CRZ", "CRX", "CNOT"}; ``wires`` is (target,) or (control, target);
     ``weight`` is the index into the circuit's flat weight vector (None for CNOT); angle = scale * w.
     ``group`` is a fusion hint for simulators: gates sharing a group may be fused into one dense block
     (the simulator checks that doing so commutes past nothing it must not)."""
@@ -52,12 +57,25 @@ ANSATZE = {
 }
 
 
+_RING = re.compile(r"ring(\d+)x(\d+)")
+RING_QUBITS, RING_LAYERS = range(2, 21), range(1, 11)  # what a name may ask for
+
+
+def ring_name(n_qubits: int, n_layers: int) -> str:
+    """The ansatz name of the ring circuit with ``n_qubits`` qubits and ``n_layers`` layers."""
+    return f"ring{n_qubits}x{n_layers}"
+
+
+@lru_cache(maxsize=None)
 def get_spec(ansatz: str) -> AnsatzSpec:
-    """The :class:`AnsatzSpec` of ``ansatz``; ``ValueError`` naming the valid ansatzes otherwise."""
-    try:
+    """The :class:`AnsatzSpec` of ``ansatz`` (a name of :data:`ANSATZE` or ``ring<n>x<layers>``, n in
+    2..20, layers in 1..10); ``ValueError`` naming the valid ansatzes otherwise."""
+    if ansatz in ANSATZE:
         return ANSATZE[ansatz]
-    except KeyError:
-        raise ValueError(f"unknown ansatz '{ansatz}'; valid: {', '.join(ANSATZE)}") from None
+    m = _RING.fullmatch(ansatz)
+    if m and int(m[1]) in RING_QUBITS and int(m[2]) in RING_LAYERS:
+        return AnsatzSpec(ansatz, int(m[1]), int(m[2]), 2 * int(m[1]))
+    raise ValueError(f"unknown ansatz '{ansatz}'; valid: {', '.join(ANSATZE)}, ring<n>x<layers> (n 2-20, layers 1-10)")
 
 
 def _hqconv_layer(o: int) -> list[Gate]:
@@ -90,6 +108,19 @@ def _basic_layer(o: int) -> list[Gate]:
     return g
 
 
+def _ring_layer(o: int, n: int) -> list[Gate]:
+    # RY RZ on every qubit, then the CNOT ring. Listed so that qubit q's rotations come just before
+    # CNOT(q-1, q), the first gate after them on q (the same unitary), and fused with it into one
+    # 4x4 block on (q-1, q): n blocks per layer instead of a dense 2^n one.
+    g = []
+    for q in range(n):
+        group = f"{o}b{max(q - 1, 0)}"
+        g += [Gate("RY", (q,), o + 2 * q, 1.0, group), Gate("RZ", (q,), o + 2 * q + 1, 1.0, group)]
+        if q:
+            g.append(Gate("CNOT", (q - 1, q), group=group))
+    return g + [Gate("CNOT", (n - 1, 0), group=f"{o}b{n - 1}")]
+
+
 _LAYERS = {"hqconv": _hqconv_layer, "fqconv": _fqconv_layer, "basic": _basic_layer}
 
 
@@ -99,5 +130,6 @@ def gates(ansatz: str) -> tuple[Gate, ...]:
     spec = get_spec(ansatz)
     out: list[Gate] = []
     for layer in range(spec.n_layers):
-        out += _LAYERS[ansatz](layer * spec.weights_per_layer)
+        o = layer * spec.weights_per_layer
+        out += _LAYERS[ansatz](o) if ansatz in _LAYERS else _ring_layer(o, spec.n_qubits)
     return tuple(out)

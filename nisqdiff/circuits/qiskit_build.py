@@ -3,7 +3,7 @@
 :func:`qiskit_circuit` gives a parameterised ``QuantumCircuit`` (``ParameterVector`` "x" for the RX
 encoding angles, "theta" for the weights); :func:`bind_weights` fixes trained weights and leaves the
 inputs free, so a circuit is transpiled once and then run with an (N, n_qubits) array of inputs.
-Qiskit's RX/CRX/CRZ/CX conventions equal PennyLane's; only bitstring order differs (Qiskit prints
+Qiskit's RX/RY/RZ/CRX/CRZ/CX conventions equal PennyLane's; only bitstring order differs (Qiskit prints
 qubit 0 rightmost), which Qiskit's ``BitArray`` handles in :func:`z_from_bits`.
 """
 
@@ -28,8 +28,8 @@ def qiskit_circuit(ansatz: str, measure: bool = True) -> tuple[QuantumCircuit, P
     for g in gates(ansatz):
         if g.name == "CNOT":
             qc.cx(*g.wires)
-        elif g.name == "RX":
-            qc.rx(g.scale * theta[g.weight], g.wires[0])
+        elif g.name in ("RX", "RY", "RZ"):
+            getattr(qc, g.name.lower())(g.scale * theta[g.weight], g.wires[0])
         elif g.name == "CRZ":
             qc.crz(g.scale * theta[g.weight], *g.wires)
         elif g.name == "CRX":

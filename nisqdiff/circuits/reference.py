@@ -13,7 +13,7 @@ import torch
 
 from .ansatz import gates, get_spec
 
-_OPS = {"RX": qml.RX, "CRZ": qml.CRZ, "CRX": qml.CRX}
+_OPS = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ, "CRZ": qml.CRZ, "CRX": qml.CRX}
 
 
 def pennylane_qnode(ansatz: str, device=None, shots: int | None = None):

@@ -16,7 +16,7 @@ Where the cost is, and how it is cut:
   tiny matrices), CPU or CUDA alike.
 
 Conventions follow PennyLane (wire 0 is the most significant bit): RX(a) = exp(-i a X / 2),
-RZ(a) = exp(-i a Z / 2), CRX/CRZ apply them to the target when the control is |1>.
+RY(a) = exp(-i a Y / 2), RZ(a) = exp(-i a Z / 2), CRX/CRZ apply them to the target when the control is |1>.
 """
 
 from __future__ import annotations
@@ -61,9 +61,11 @@ def fuse(ansatz: str) -> tuple[Block, ...]:
 
 
 def _rotation(name: str, angle: torch.Tensor) -> torch.Tensor:
-    """(C,) angles -> (C, 2, 2) complex RX or RZ matrices."""
+    """(C,) angles -> (C, 2, 2) complex RX, RY or RZ matrices."""
     c, s = torch.cos(angle / 2), torch.sin(angle / 2)
     z = torch.zeros_like(c)
+    if name.endswith("Y"):
+        return torch.complex(torch.stack([c, -s, s, c], -1), torch.stack([z, z, z, z], -1)).reshape(-1, 2, 2)
     if name.endswith("X"):
         re = torch.stack([c, z, z, c], -1)
         im = torch.stack([z, -s, -s, z], -1)
@@ -80,7 +82,7 @@ def gate_matrix(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
         m = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=cdtype, device=weights.device)
         return m.expand(weights.shape[0], 4, 4)
     rot = _rotation(gate.name[-2:], gate.scale * weights[:, gate.weight])
-    if gate.name == "RX":
+    if gate.name in ("RX", "RY", "RZ"):
         return rot
     c = weights.shape[0]
     eye = torch.eye(2, dtype=cdtype, device=weights.device).expand(c, 2, 2)

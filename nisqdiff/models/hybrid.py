@@ -17,7 +17,59 @@ from ..circuits import ExactSimulator, get_spec
 from .layers import ResBlock, WSConv2d
 
 
-class PatchCircuits(nn.Module):
+class CircuitStage(nn.Module):
+    """A module that runs C circuits of one ansatz in one executor call per forward pass: ``ansatz``,
+    ``n_circuits``, ``weights`` (C, n_weights), ``patches_per_image`` (inputs per image and circuit,
+    what device runs are planned from) and ``executor`` (the exact simulator until
+    :meth:`CircuitModel.set_executor`)."""
+
+    ansatz: str
+    n_circuits: int
+    patches_per_image: int
+
+    def _init_stage(self, ansatz: str, n_circuits: int, patches_per_image: int, weight_scale: float) -> None:
+        spec = get_spec(ansatz)
+        self.ansatz, self.n_circuits, self.patches_per_image = ansatz, n_circuits, patches_per_image
+        self.weights = nn.Parameter(torch.rand(n_circuits, spec.n_weights) * weight_scale)
+        self.executor = ExactSimulator()
+
+    def run_circuits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """<Z> (C, B, n_qubits) of inputs (C, B, n_qubits), in fp32 whatever the autocast."""
+        with torch.autocast(inputs.device.type, enabled=False):  # circuits always simulate in fp32 / complex64
+            return self.executor.run(self.ansatz, inputs.float(), self.weights.float()).evs
+
+
+class CircuitModel:
+    """What a model with circuit stages offers the device layer (mixed into the U-Nets)."""
+
+    def circuits(self) -> list[CircuitStage]:
+        """Every circuit module of the model, in forward order; each is one circuit stage (one executor
+        call per forward pass) and holds (C, n_weights) weights."""
+        return [m for m in self.modules() if isinstance(m, CircuitStage)]
+
+    def circuit_inventory(self) -> list[dict]:
+        """One entry per circuit of the model, in forward order: ``name`` ("mid_block1.hconv1.circuits[0]"),
+        ``stage`` (index of its :class:`CircuitStage`, one executor call per forward pass), ``ansatz``,
+        ``weights`` (n_weights,) float64 detached, ``inputs_per_image`` (patches it runs per image and
+        forward pass). What device plans, ``devices inspect`` and study circuit tables read."""
+        out = []
+        stage = 0
+        for name, m in self.named_modules():
+            if isinstance(m, CircuitStage):
+                for c in range(m.n_circuits):
+                    out.append({"name": f"{name}[{c}]", "stage": stage, "ansatz": m.ansatz,
+                                "weights": m.weights[c].detach().cpu().double(), "inputs_per_image": m.patches_per_image})  # fmt: skip
+                stage += 1
+        return out
+
+    def set_executor(self, executor) -> None:
+        """Route every circuit call of the model through ``executor`` (a
+        :class:`~nisqdiff.circuits.executor.CircuitExecutor`)."""
+        for m in self.circuits():
+            m.executor = executor
+
+
+class PatchCircuits(CircuitStage):
     """C circuits of one ansatz applied to every non-overlapping 2x2 patch of their channels.
 
     Circuit c reads channels ``c*k .. c*k+k-1`` (k = n_qubits // 4) of (N, C*k, H, W), H and W even:
@@ -32,13 +84,8 @@ class PatchCircuits(nn.Module):
 
     def __init__(self, ansatz: str, n_circuits: int, size: int):
         super().__init__()
-        spec = get_spec(ansatz)
-        self.ansatz, self.n_circuits = ansatz, n_circuits
-        self.patches_per_image = (size // 2) ** 2
-        self.channels_per_circuit = spec.n_qubits // 4
-        scale = 2 * math.pi if ansatz == "basic" else 1.0
-        self.weights = nn.Parameter(torch.rand(n_circuits, spec.n_weights) * scale)
-        self.executor = ExactSimulator()
+        self._init_stage(ansatz, n_circuits, (size // 2) ** 2, 2 * math.pi if ansatz == "basic" else 1.0)
+        self.channels_per_circuit = get_spec(ansatz).n_qubits // 4
 
     @property
     def in_channels(self) -> int:
@@ -48,8 +95,7 @@ class PatchCircuits(nn.Module):
         n, _, h, w = x.shape
         c, k = self.n_circuits, self.channels_per_circuit
         patches = x.reshape(n, c, k, h // 2, 2, w // 2, 2).permute(1, 0, 3, 5, 2, 4, 6)
-        with torch.autocast(x.device.type, enabled=False):  # circuits always simulate in fp32 / complex64
-            out = self.executor.run(self.ansatz, patches.reshape(c, -1, 4 * k).float(), self.weights.float()).evs
+        out = self.run_circuits(patches.reshape(c, -1, 4 * k))
         out = out.reshape(c, n, h // 2, w // 2, k, 2, 2).permute(1, 0, 4, 2, 5, 3, 6)
         return out.reshape(n, c * k, h, w)
 
