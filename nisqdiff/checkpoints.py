@@ -139,12 +139,14 @@ def _load_pretrained(directory: Path) -> tuple[dict, dict]:
 
 def load_model(source: str | os.PathLike, expect_arch: str | None = None) -> tuple[UNet, ScheduleConfig, dict]:
     """The EMA model (eval mode), its schedule and a description of ``source``: a training checkpoint
-    file or a pretrained folder. The description holds ``source``, ``kind`` (checkpoint or pretrained),
+    file, a pretrained folder, or a zoo model's name (:func:`nisqdiff.model_zoo.resolve`). The description holds ``source``, ``kind`` (checkpoint or pretrained),
     ``arch``, ``dataset``, ``step``, ``sha256`` (of the weights file), the ``training`` configuration and
     the training ``command`` (None where it was not recorded).
     Raises :class:`~nisqdiff.errors.CheckpointError` for anything unreadable, another architecture than
     ``expect_arch``, or weights that do not fit the architecture."""
-    source = Path(source)
+    from .model_zoo import resolve
+
+    source = resolve(source)  # an existing path, or a zoo model by name (verified)
     if source.is_dir():
         config, state = _load_pretrained(source)
         arch, training, schedule = config.get("arch"), config.get("training", {}), config.get("schedule")

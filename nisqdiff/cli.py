@@ -48,6 +48,32 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 
 @app.command()
 @friendly_errors
+def models(
+    name: Optional[str] = typer.Argument(None, help="a zoo model: print its card"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table"),
+):
+    """List the zoo's trained models (every --checkpoint takes their names), or print one model's card."""
+    from . import model_zoo
+
+    if name is not None:
+        path = model_zoo.folder(name)
+        card = json.loads((path / "card.json").read_text()) if (path / "card.json").is_file() else {}
+        typer.echo(json.dumps({"name": name, "folder": str(path), **card}, indent=2))
+        return
+    rows = model_zoo.describe()
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r))
+        return
+    typer.echo(f"{'name':<22} {'arch':<12} {'dataset':<9} {'epochs':>6} {'seed':>4} {'MB':>5}  metrics")
+    for r in rows:
+        metrics = ", ".join(f"{k} {v}" for k, v in r["metrics"].items()) or "not measured yet"
+        typer.echo(f"{r['name']:<22} {r['arch']:<12} {r['dataset']:<9} {r['epochs']:>6g} {r['seed']:>4} {r['bytes'] / 1e6:>5.1f}  {metrics}")
+    typer.echo("use a name wherever a model is asked for, e.g. nisqdiff sample --checkpoint NAME; `nisqdiff models NAME` prints its card.")
+
+
+@app.command()
+@friendly_errors
 def train(
     arch: Optional[str] = typer.Option(None, help="architecture (see `nisqdiff archs`) [default: 1hqconv, or the resumed run's]"),
     dataset: str = typer.Option("mnist", help="mnist, fashion-mnist or a grey MedMNIST set (pneumoniamnist, organamnist, ...)"),
@@ -201,7 +227,7 @@ def evaluate(
     eta: float = typer.Option(0.0),
     batch_size: int = typer.Option(256),
     seed: int = typer.Option(0),
-    out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint)"),
+    out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint; runs/zoo-eval/NAME/ for a zoo model)"),
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
     from .data import check_dataset, load_images
@@ -228,7 +254,12 @@ def evaluate(
         if num < 2:
             raise_usage(f"--num must be at least 2 for FID, got {num}")
         model_dataset, training = pipe.info["dataset"], pipe.info.get("training") or {}
-        default_out = (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "metrics_eval.json"
+        from .model_zoo import zoo_name
+
+        source = Path(pipe.info["source"])
+        zoo = zoo_name(source)  # not inside the installed package: under runs/zoo-eval/
+        default_out = Path("runs/zoo-eval") / zoo / "metrics_eval.json" if zoo else \
+            (source if source.is_dir() else source.parent) / "metrics_eval.json"  # fmt: skip
     ref = check_dataset(dataset or model_dataset or "mnist")
     inception = str(inception_weights) if inception_weights else None
     load_backbone(backbone, ref, inception)  # a bad backbone or missing data fails before any sampling

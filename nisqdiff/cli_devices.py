@@ -10,7 +10,7 @@ import typer
 
 from .cli_errors import friendly_errors, raise_usage
 
-CHECKPOINT_HELP = "training checkpoint (its EMA weights) or pretrained folder (`nisqdiff export`)"
+CHECKPOINT_HELP = "training checkpoint (its EMA weights), pretrained folder (`nisqdiff export`) or zoo model (`nisqdiff models`)"
 
 
 calibration_app = typer.Typer(no_args_is_help=True, help="Calibration snapshots of IBM devices.")

@@ -59,7 +59,7 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
         if "checkpoint" in stored:  # a manifest of the previous release
             stored["source"], stored["source_sha256"] = stored.pop("checkpoint"), stored.pop("checkpoint_sha256")
         run = SampleRun(**{k: v for k, v in stored.items() if k in SampleRun.__dataclass_fields__})
-        if not Path(run.source).exists():
+        if not Path(run.source).exists():  # a resolved path is recorded, also for a zoo model
             raise CheckpointError(f"model {run.source} of the run in {resume} is missing")
     pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch)
     if manifest is not None and pipe.info["sha256"] != stored["source_sha256"]:
@@ -83,7 +83,7 @@ def execute(run: SampleRun, pipe: DiffusionPipeline, device, manifest: RunManife
     Ctrl-C raises :class:`RunInterrupted` naming the kept jobs and the ``--resume`` command."""
     if isinstance(device, IBMDevice):
         if manifest is None:
-            record = {**asdict(run), "source": str(Path(run.source).resolve()), "source_sha256": pipe.info["sha256"]}
+            record = {**asdict(run), "source": str(Path(pipe.info["source"]).resolve()), "source_sha256": pipe.info["sha256"]}
             manifest = RunManifest.create(out, record, device.settings())
             # the calibration the run was planned with, for `nisqdiff calibration diff OUT/calibration.json NOW`
             atomic_write_text(out / "calibration.json", json.dumps(device.snapshot(), indent=1) + "\n")

@@ -1,6 +1,7 @@
 """Issue 15's small-data experiment (Chen et al., arXiv 2504.00034): qbottleneck against its classical twin.
 
     python scripts/low_data.py --data-dir ../shared/data --out runs/lowdata --workers 2   # run (resumable)
+    python scripts/low_data.py --data-dir ../shared/data --out runs/lowdata --ablate        # circuits -> 0
     python scripts/low_data.py --out runs/lowdata --table                                 # the tables
 
 Every cell trains ``qbottleneck`` and ``bottleneck`` with the same seed on the same N MNIST training images
@@ -11,8 +12,10 @@ training images of the same classes: all 6,131 threes, or the first 10,000 of al
 pseudo-random noise) at every N, and at N = 10 and 100 the same with quantum-generated noise (a pool drawn
 on the emulator at fake_sherbrooke's calibration, used for training and sampling), with the shifted-cosine
 schedule, and balanced. Each finished model appends one line to ``OUT/results.jsonl``; a rerun skips them.
-``--table`` prints mean and 95% t-interval across seeds of FID, KID and their paired difference
-(qbottleneck - bottleneck, same seed).
+``--ablate`` samples every finished qbottleneck of pseudo-random noise again with its circuit's outputs replaced by 0 (the
+``depolarized`` device, same seeds) and scores that (``OUT/ablation.jsonl``): a model whose FID does not move
+has not shown that it uses its circuit. ``--table`` prints mean and 95% t-interval across seeds of FID, KID,
+their paired difference (qbottleneck - bottleneck, same seed) and the ablation's paired FID change.
 """
 
 from __future__ import annotations
@@ -92,6 +95,19 @@ def run_cell(c: dict, args) -> list[dict]:
     return rows
 
 
+def ablate(c: dict, args) -> dict:
+    """qbottleneck of cell ``c`` sampled on the depolarized device (every <Z> = 0) and scored."""
+    run = args.out / cell_name(c) / "qbottleneck"
+    log = args.out / cell_name(c) / "log.txt"
+    nisqdiff("sample", "--checkpoint", str(run / "checkpoint.pt"), "--num", str(args.num), "--steps", str(args.ddim_steps),
+             "--seed", str(c["seed"]), "--device", "depolarized", "--out", str(run / "samples-depolarized"), "--overwrite", log=log)  # fmt: skip
+    ref = ["--classes", "3"] if c["regime"] == "one-digit" else ["--num-real", "10000"]
+    nisqdiff("evaluate", "--samples", str(run / "samples-depolarized" / "samples.pt"), "--data-dir", str(args.data_dir), *ref,
+             "--out", str(run / "metrics-depolarized.json"), log=log)  # fmt: skip
+    m = json.loads((run / "metrics-depolarized.json").read_text())
+    return {**c, "arch": "qbottleneck", "device": "depolarized", "fid": m["fid"], "kid_mean": m["kid_mean"]}
+
+
 def t_interval(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% Student-t interval."""
     from scipy import stats
@@ -109,18 +125,26 @@ def table(out: Path) -> str:
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["regime"], r["schedule"], r["noise"], r["n"]), {}).setdefault(r["seed"], {})[r["arch"]] = r
+    ablation = {}
+    if (out / "ablation.jsonl").exists():
+        for r in map(json.loads, (out / "ablation.jsonl").read_text().splitlines()):
+            ablation[(r["regime"], r["schedule"], r["noise"], r["n"], r["seed"])] = r
     lines = ["| regime | schedule | noise | N | seeds | FID qbottleneck | FID bottleneck | FID q - c (paired) | "
-             "KID q (x1e3) | KID c (x1e3) | KID q - c (x1e3) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "KID q | KID c | KID q - c | FID q circuit->0 minus q (paired) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key in sorted(groups, key=lambda k: (k[0] != "one-digit", k[1] != "cosine", k[2] != "pseudo", k[3])):
         pairs = [v for v in groups[key].values() if len(v) == 2]
         if not pairs:
             continue
         cells = []
-        for metric, scale in (("fid", 1), ("kid_mean", 1e3)):
-            q = t_interval([p["qbottleneck"][metric] * scale for p in pairs])
-            c = t_interval([p["bottleneck"][metric] * scale for p in pairs])
-            d = t_interval([(p["qbottleneck"][metric] - p["bottleneck"][metric]) * scale for p in pairs])
+        for metric in ("fid", "kid_mean"):
+            q = t_interval([p["qbottleneck"][metric] for p in pairs])
+            c = t_interval([p["bottleneck"][metric] for p in pairs])
+            d = t_interval([p["qbottleneck"][metric] - p["bottleneck"][metric] for p in pairs])
             cells += [f"{q[0]:.1f} +- {q[1]:.1f}", f"{c[0]:.1f} +- {c[1]:.1f}", f"{d[0]:+.1f} +- {d[1]:.1f}"]
+        abl = [ablation[(*key, s)]["fid"] - p["qbottleneck"]["fid"] for s, p in groups[key].items()
+               if len(p) == 2 and (*key, s) in ablation]  # fmt: skip
+        cells.append(f"{t_interval(abl)[0]:+.1f} +- {t_interval(abl)[1]:.1f} ({len(abl)})" if abl else "-")
         lines.append(f"| {' | '.join(map(str, key))} | {len(pairs)} | {' | '.join(cells)} |")
     seconds = {a: [r["train_seconds"] for r in rows if r["arch"] == a] for a in ARCHS}
     lines.append("")
@@ -137,10 +161,29 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=1000, help="generated images per model")
     ap.add_argument("--ddim-steps", type=int, default=25)
     ap.add_argument("--workers", type=int, default=1, help="cells run at once (one CPU thread each)")
+    ap.add_argument("--ablate", action="store_true", help="score finished qbottlenecks with their circuits' outputs at 0")
     ap.add_argument("--table", action="store_true", help="print the tables of OUT/results.jsonl and stop")
     args = ap.parse_args()
     if args.table:
         print(table(args.out))
+        return
+    if args.ablate:
+        done_rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines()]
+        path = args.out / "ablation.jsonl"
+        have = {json.dumps({k: r[k] for k in ("regime", "n", "schedule", "noise", "seed")}) for r in map(json.loads, path.read_text().splitlines())} \
+            if path.exists() else set()  # fmt: skip
+        cells = [{k: r[k] for k in ("regime", "n", "schedule", "noise", "seed")} for r in done_rows
+                 if r["arch"] == "qbottleneck" and r["noise"] == "pseudo"]  # fmt: skip
+        cells = [c for c in cells if json.dumps(c) not in have]
+
+        def one_ablation(c):
+            row = ablate(c, args)
+            with open(path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(cell_name(c), f"depolarized FID {row['fid']:.1f}", flush=True)
+
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(one_ablation, cells))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
