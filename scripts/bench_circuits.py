@@ -25,16 +25,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-pennylane", action="store_true")
+    ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N] (PennyLane stays on the CPU)")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, float32/complex64")
+    dev = args.torch_device
+    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads, batch {args.batch}, float32/complex64")
     print(f"{'ansatz':<7} {'method':<12} {'seconds':>8} {'us/circuit':>11}")
     for ansatz, spec in ANSATZE.items():
-        x = (torch.rand(1, args.batch, spec.n_qubits) * 2 - 1).requires_grad_()
-        w = torch.rand(1, spec.n_weights).requires_grad_()
+        x = (torch.rand(1, args.batch, spec.n_qubits, device=dev) * 2 - 1).requires_grad_()
+        w = torch.rand(1, spec.n_weights, device=dev).requires_grad_()
         methods = ["statevector"] + (["chain"] if supports(ansatz) else [])
         runs = {m: (lambda m=m, a=ansatz, x=x, w=w: simulate(a, x, w, method=m).sum().backward()) for m in methods}
         if not args.no_pennylane:
-            runs["pennylane"] = lambda q=pennylane_qnode(ansatz), x=x, w=w: q(x[0], w[0]).sum().backward()
+            xc, wc = x.detach().cpu().requires_grad_(), w.detach().cpu().requires_grad_()
+            runs["pennylane"] = lambda q=pennylane_qnode(ansatz), x=xc, w=wc: q(x[0], w[0]).sum().backward()
         for name, fn in runs.items():
             sec = median_time(fn, args.repeats)
             print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from bench_train import sync  # scripts/ is on sys.path when a script in it runs
 from nisqdiff.circuits.heisenberg import compile_exact
 from nisqdiff.circuits.trajectories import run_program
 from nisqdiff.devices import EmulatorDevice
@@ -33,7 +34,9 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=1024)
     ap.add_argument("--aer-inputs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch and Aer threads (0: their defaults)")
+    ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N] for the exact method and the trajectories")
     args = ap.parse_args()
+    tdev = args.torch_device
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [int(n) for n in args.n.split(",")]
@@ -52,20 +55,26 @@ def main() -> None:
         aer = (time.perf_counter() - t0) / args.aer_inputs
         print(f"  Aer density matrix (exact):  {aer:9.3f} s/input (over {args.aer_inputs} inputs)")
         t0 = time.perf_counter()
-        exact = compile_exact(prog)
+        exact = compile_exact(prog, tdev)
         one_off = compile_s + time.perf_counter() - t0
-        err = float((exact.expval(inputs[: args.aer_inputs]) - ref).abs().max())
+        err = float((exact.expval(inputs[: args.aer_inputs].to(tdev)).cpu() - ref).abs().max())
         print(f"  exact: one-off {one_off:.1f} s per circuit (channels + Heisenberg pass); max |<Z> - Aer| = {err:.1e}")
         for n in sizes:
+            x = inputs[:n].to(tdev)
+            sync()
             t0 = time.perf_counter()
-            exact.expval(inputs[:n])
+            exact.expval(x)
+            sync()
             per = (time.perf_counter() - t0) / n
             total = per + one_off / n
             print(f"  exact N={n:5d}: {per * 1e3:8.4f} ms/input evaluation, {total * 1e3:8.3f} ms/input with the one-off; "
                   f"speed-up over Aer {aer / total:8.0f}x (evaluation alone {aer / per:7.0f}x)")  # fmt: skip
         for t in [int(t) for t in args.trajectories.split(",") if t]:
+            on_device, x = prog.to(tdev), inputs[: sizes[0]].float().to(tdev)
+            sync()
             t0 = time.perf_counter()
-            run_program(prog, inputs[: sizes[0]].float(), t, args.shots, torch.Generator().manual_seed(1))
+            run_program(on_device, x, t, args.shots, torch.Generator(tdev).manual_seed(1))
+            sync()
             emu = (time.perf_counter() - t0) / sizes[0]
             print(f"  trajectories N={sizes[0]}, T={t:3d}: {emu * 1e3:8.3f} ms/input  speed-up {aer / emu:6.1f}x")
 

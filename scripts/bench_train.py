@@ -18,38 +18,45 @@ import time
 import torch
 
 from nisqdiff.diffusion import GaussianDiffusion
-from nisqdiff.models import ARCHS, UNet
+from nisqdiff.models import ARCHS, build_model
 from nisqdiff.training import EMA, TrainConfig
+
+
+def sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # CUDA kernels run asynchronously: time what they did
 
 
 def median_time(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
-def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: int) -> dict:
+def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: int, device: str = "cpu") -> dict:
     torch.manual_seed(0)
-    model = UNet(arch)
+    model = build_model(arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
     ema = EMA(model, TrainConfig())
     diffusion = GaussianDiffusion()
-    x = torch.rand(train_batch, 1, 28, 28) * 2 - 1
+    x = torch.rand(train_batch, *model.image_shape, device=device) * 2 - 1
 
     def train_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
             loss = diffusion.loss(model, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         ema.update(model, 110)  # a step on which the EMA really updates
 
-    xs = torch.randn(sample_batch, 1, 28, 28)
-    ts = torch.full((sample_batch,), 500)
+    xs = torch.randn(sample_batch, *model.image_shape, device=device)
+    ts = torch.full((sample_batch,), 500, device=device)
 
     def sample_forward():
         with torch.no_grad():
@@ -69,14 +76,15 @@ def main() -> None:
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--sample-batch", type=int, default=256)
     ap.add_argument("--no-amp", action="store_true", help="fp32 throughout (training default is bf16 autocast)")
+    ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     archs = args.archs.split(",")
     if "classical" not in archs:
         archs.insert(0, "classical")
-    rows = [bench(a, not args.no_amp, args.repeats, args.train_batch, args.sample_batch) for a in archs]
+    rows = [bench(a, not args.no_amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device) for a in archs]
     base = rows[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
+    print(f"torch {torch.__version__}, {args.torch_device}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
     print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'sample s':>9} {'ratio':>6} {'20 epochs':>10}")
     for r in rows:
         r["train_ratio"] = r["train_step_s"] / base["train_step_s"]

@@ -70,7 +70,8 @@ def run_cell(c: dict, args) -> list[dict]:
     if c["noise"] == "pool":
         pool = folder / "pool.npz"
         if not pool.exists():  # both models' training and sampling, without reuse
-            bits = len(ARCHS) * (args.steps * batch + args.num) * PIXELS * WORD
+            sampled = math.ceil(args.num / 256) * 256  # `sample` reserves whole batches of 256
+            bits = len(ARCHS) * (args.steps * batch + sampled) * PIXELS * WORD
             nisqdiff("qrng", "--bits", str(bits), "--out", str(pool), "--device", "emulator", "--calibration",
                      "fake_sherbrooke", "--device-seed", str(c["seed"]), log=log)  # fmt: skip
         noise = ["--noise-source", f"pool:{pool}"]
@@ -193,7 +194,11 @@ def main() -> None:
     print(f"{len(todo)} cells to run ({len(done)} done)", flush=True)
 
     def one(c):
-        rows = run_cell(c, args)
+        try:
+            rows = run_cell(c, args)
+        except subprocess.CalledProcessError as exc:  # reported, and the other cells go on
+            print(f"{cell_name(c)} failed: {' '.join(exc.cmd[2:5])} ... (see its log.txt)", flush=True)
+            return
         with open(results, "a") as fh:  # one line per model, appended whole
             fh.write("".join(json.dumps(r) + "\n" for r in rows))
         print(cell_name(c), " ".join(f"{r['arch']} FID {r['fid']:.1f}" for r in rows), flush=True)
