@@ -117,7 +117,7 @@ def _markdown(result: dict, circuits: list[dict]) -> str:
         f"Checkpoint `{ident['checkpoint']}` (sha256 {ident['checkpoint_sha256'][:12]}), {ident['num']} images per "
         f"setting, DDIM {ident['steps']} steps (eta {ident['eta']}), seed {ident['seed']} for every setting (same "
         f"initial noise), emulator trajectories per input {ident['trajectories']}. Metrics against {result['num_real']} "
-        f"training images with backbone `{b['name']}` ({b.get('features')}-d features"
+        f"training images{' of classes ' + ', '.join(map(str, result['reference_classes'])) if result.get('reference_classes') else ''} with backbone `{b['name']}` ({b.get('features')}-d features"
         + (f", test accuracy {b['test_accuracy']}" if b.get("test_accuracy") else "")
         + "): scores from another "
         "backbone are not comparable.",

@@ -218,7 +218,9 @@ def evaluate_study(out: Path, study: dict, pipe, data_dir, num_real: int, backbo
                    inception_path: str | None = None) -> dict:  # fmt: skip
     """``metrics.json`` (one row per complete setting: its description, FID with interval, paired FID
     difference to noiseless, KID, IS, pixel RMSE to noiseless, mean standard error of <Z>, sampling
-    seconds) and ``circuits.json`` of a sampled study. Returns the metrics document."""
+    seconds) and ``circuits.json`` of a sampled study. The reference images are the training images of
+    the classes the model was trained on (all classes where it was trained on all; as ``evaluate``
+    does). Returns the metrics document."""
     from .data import load_images
     from .metrics import score_image_sets
 
@@ -226,7 +228,8 @@ def evaluate_study(out: Path, study: dict, pipe, data_dir, num_real: int, backbo
     settings = complete_settings(out, study)
     loaded = {s["label"]: load_batches(out, s, ident["num"], ident["batch_size"]) for s in settings}
     images = {label: v[0] for label, v in loaded.items()}
-    real, _ = load_images(ident["dataset"], "train", data_dir, num_real)
+    classes = (pipe.info.get("training") or {}).get("classes")
+    real, _ = load_images(ident["dataset"], "train", data_dir, num_real, classes=classes)
     reference = next((s["label"] for s in settings if describe_setting(s)["kind"] == "noiseless"), None)
     metrics = score_image_sets(images, real, backbone, ident["dataset"], inception_path, bootstrap=bootstrap,
                                reference=reference, seed=ident["seed"])  # fmt: skip
@@ -239,7 +242,8 @@ def evaluate_study(out: Path, study: dict, pipe, data_dir, num_real: int, backbo
                      "pixel_rmse_vs_noiseless": pixel_rmse(images[s["label"]], images[reference]) if reference else None,
                      "mean_stderr": sum(d.get("mean_stderr", 0) * d.get("device_calls", 0) for d in records) / calls if calls else 0.0,
                      "sampling_seconds": round(seconds, 2)})  # fmt: skip
-    result = {"study": ident, "backbone": next(iter(metrics.values()))["backbone"], "num_real": len(real), "settings": rows}
+    result = {"study": ident, "backbone": next(iter(metrics.values()))["backbone"], "num_real": len(real),
+              "reference_classes": classes, "settings": rows}  # fmt: skip
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=1) + "\n")
     calibrations = {r["calibration"] for r in rows if r["calibration"]}
     atomic_write_text(out / "circuits.json", json.dumps(circuit_table(pipe.unet, calibrations), indent=1) + "\n")

@@ -135,3 +135,19 @@ def test_report_cli_errors(tiny_checkpoint, tmp_path, data_dir):
                               "--out", str(tmp_path / "busy")])  # fmt: skip
     assert res.exit_code != 0 and "holds no study.json" in res.output
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_a_study_of_a_one_digit_model_scores_against_that_digit(tmp_path, data_dir):
+    """The reference images are those of the classes the model was trained on, as `evaluate` takes them."""
+    from nisqdiff.training import TrainConfig, train
+
+    train(TrainConfig(arch="qbottleneck", classes=[3], per_class=8, batch_size=8, max_steps=1, grid_images=0), tmp_path / "m",
+          data_dir, show_progress=False)  # fmt: skip
+    res = CliRunner().invoke(app, ["report", "--checkpoint", str(tmp_path / "m" / "checkpoint.pt"), "--devices",
+                                   "noiseless,depolarized", "--num", "4", "--steps", "2", "--batch-size", "4",
+                                   "--num-real", "50", "--bootstrap", "0", "--data-dir", str(data_dir),
+                                   "--out", str(tmp_path / "study")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "study" / "metrics.json").read_text())
+    assert metrics["reference_classes"] == [3] and metrics["num_real"] == 50
+    assert "50 training images of classes 3" in (tmp_path / "study" / "report.md").read_text()
