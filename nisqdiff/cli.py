@@ -35,15 +35,15 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
         for r in rows:
             typer.echo(json.dumps(r))
         return
-    typer.echo(f"{'arch':<11} {'params':>9} {'paper':>9} {'diff':>6} {'circuits':>8} {'qubits':>7}")
+    typer.echo(f"{'arch':<16} {'params':>9} {'paper':>9} {'diff':>6} {'circuits':>8} {'qubits':>7}")
     for r in rows:
         paper = f"{r['paper_params']:,}" if r["paper_params"] else "-"
         diff = f"{r['params'] - r['paper_params']:+d}" if r["paper_params"] else "-"
         qubits = "/".join(map(str, r["qubits"])) or "-"
-        typer.echo(f"{r['arch']:<11} {r['params']:>9,} {paper:>9} {diff:>6} {r['circuits']:>8} {qubits:>7}")
+        typer.echo(f"{r['arch']:<16} {r['params']:>9,} {paper:>9} {diff:>6} {r['circuits']:>8} {qubits:>7}")
     typer.echo("circuits: per image and forward pass at the vertex; quanv adds one circuit per 2x2 patch (49) at level 1.")
-    typer.echo("bottleneck, qbottleneck: Chen et al.'s lightweight U-Net (no printed counts); options in the name: "
-               "-q<qubits> (2-20), -l<layers> (qbottleneck, 1-10), -rgb (colour MedMNIST), e.g. qbottleneck-q16-rgb.")
+    typer.echo("bottleneck, qbottleneck, bottleneck-const: Chen et al.'s lightweight U-Net (no printed counts); options in "
+               "the name: -q<qubits> (2-20), -l<layers> (qbottleneck, 1-10), -rgb (colour MedMNIST), e.g. qbottleneck-q16-rgb.")
 
 
 @app.command()

@@ -145,6 +145,8 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
         raise UsageError("--freeze-classical needs --init-from CKPT (it trains only the circuits of a transferred model)")
     if cfg.init_from and not Path(cfg.init_from).exists():
         raise UsageError(f"--init-from {cfg.init_from} does not exist")
+    if cfg.init_from and cfg.arch and get_arch(cfg.arch).family != "unet":
+        raise UsageError(f"--init-from copies De Falco et al.'s classical U-Net; {cfg.arch} is another network: drop --init-from")
     check_source(cfg.noise_source)
     try:
         ScheduleConfig.from_dict(cfg.schedule).check()

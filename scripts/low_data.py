@@ -4,18 +4,19 @@
     python scripts/low_data.py --data-dir ../shared/data --out runs/lowdata --ablate        # circuits -> 0
     python scripts/low_data.py --out runs/lowdata --table                                 # the tables
 
-Every cell trains ``qbottleneck`` and ``bottleneck`` with the same seed on the same N MNIST training images
+Every cell trains ``qbottleneck``, its classical twin ``bottleneck`` and (with pseudo-random noise) the control
+``bottleneck-const`` (nothing in the gate's place) with the same seed on the same N MNIST training images
 (``--classes 3 --per-class N``: the first N threes, one digit as the paper's code trains; or ``balanced``: the
 first N/10 of every digit), for ``--steps`` optimiser steps at batch min(N, 32), then samples 1,000 images
 (DDIM, ``--ddim-steps``) and scores them with ``nisqdiff evaluate`` (classifier backbone, against the real
-training images of the same classes: all 6,131 threes, or the first 10,000 of all digits when balanced). The grid: the main comparison (one digit, cosine schedule,
-pseudo-random noise) at every N, and at N = 10 and 100 the same with quantum-generated noise (a pool drawn
+training images of the same classes: all 6,131 threes, or the first 10,000 of all digits when balanced).
+The grid: the main comparison (one digit, cosine schedule, pseudo-random noise) at every N, and at N = 10 and 100 the same with quantum-generated noise (a pool drawn
 on the emulator at fake_sherbrooke's calibration, used for training and sampling), with the shifted-cosine
 schedule, and balanced. Each finished model appends one line to ``OUT/results.jsonl``; a rerun skips them.
-``--ablate`` samples every finished qbottleneck of pseudo-random noise again with its circuit's outputs replaced by 0 (the
-``depolarized`` device, same seeds) and scores that (``OUT/ablation.jsonl``): a model whose FID does not move
-has not shown that it uses its circuit. ``--table`` prints mean and 95% t-interval across seeds of FID, KID,
-their paired difference (qbottleneck - bottleneck, same seed) and the ablation's paired FID change.
+``--ablate`` samples every finished qbottleneck of pseudo-random noise again with its circuit's outputs
+replaced by 0 (the ``depolarized`` device, same seeds) and scores that (``OUT/ablation.jsonl``): a model whose FID does not move
+has not shown that it uses its circuit. ``--table`` prints mean and 95% t-interval across seeds of each
+model's FID, the paired differences (same seed), and the ablation's paired FID change.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ARCHS = ("qbottleneck", "bottleneck")
+ARCHS = ("qbottleneck", "bottleneck", "bottleneck-const")
+KEY = ("regime", "n", "schedule", "noise", "seed")
+
+
+def archs_of(c: dict) -> tuple[str, ...]:
+    """The models of cell ``c``: all three with pseudo-random noise; the quantum-noise cells compare the
+    first two only (their pools are sized for two)."""
+    return ARCHS if c["noise"] == "pseudo" else ARCHS[:2]
 WORD, PIXELS = 32, 784
 
 
@@ -59,8 +67,8 @@ def nisqdiff(*args: str, log: Path) -> None:
                        env={**os.environ, "OMP_NUM_THREADS": "1"})  # one core per cell
 
 
-def run_cell(c: dict, args) -> list[dict]:
-    """Train, sample and evaluate both architectures of cell ``c``; returns their result rows."""
+def run_cell(c: dict, args, archs: tuple[str, ...]) -> list[dict]:
+    """Train, sample and evaluate the architectures ``archs`` of cell ``c``; returns their result rows."""
     folder = args.out / cell_name(c)
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "log.txt"
@@ -71,13 +79,13 @@ def run_cell(c: dict, args) -> list[dict]:
         pool = folder / "pool.npz"
         if not pool.exists():  # both models' training and sampling, without reuse
             sampled = math.ceil(args.num / 256) * 256  # `sample` reserves whole batches of 256
-            bits = len(ARCHS) * (args.steps * batch + sampled) * PIXELS * WORD
+            bits = len(archs_of(c)) * (args.steps * batch + sampled) * PIXELS * WORD
             nisqdiff("qrng", "--bits", str(bits), "--out", str(pool), "--device", "emulator", "--calibration",
                      "fake_sherbrooke", "--device-seed", str(c["seed"]), log=log)  # fmt: skip
         noise = ["--noise-source", f"pool:{pool}"]
     sched = ["--schedule", c["schedule"]] + (["--logsnr-shift", "1.65"] if c["schedule"] == "shifted-cosine" else [])
     rows = []
-    for arch in ARCHS:
+    for arch in archs:
         run = folder / arch
         t0 = time.time()
         nisqdiff("train", "--arch", arch, "--seed", str(c["seed"]), *data, "--batch-size", str(batch), "--max-steps",
@@ -121,32 +129,33 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return mean, stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
 
 
+def _paired(rows_by_seed: dict, a: str, b: str | None, metric: str = "fid") -> str:
+    """Mean +- 95% half-width over seeds of a's metric (b None) or of a - b, same seed."""
+    values = [r[a][metric] - (r[b][metric] if b else 0) for r in rows_by_seed.values() if a in r and (b is None or b in r)]
+    if not values:
+        return "-"
+    mean, half = t_interval(values)
+    return f"{mean:+.1f} +- {half:.1f}" if b else f"{mean:.1f} +- {half:.1f}"
+
+
 def table(out: Path) -> str:
+    """The experiment's Markdown table: per regime, schedule, noise and N, FID of each model and the paired
+    differences (same seed), KID of the two main models, and the circuit ablation."""
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    if (out / "ablation.jsonl").exists():
+        rows += [{**r, "arch": "circuit->0"} for r in map(json.loads, (out / "ablation.jsonl").read_text().splitlines())]
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["regime"], r["schedule"], r["noise"], r["n"]), {}).setdefault(r["seed"], {})[r["arch"]] = r
-    ablation = {}
-    if (out / "ablation.jsonl").exists():
-        for r in map(json.loads, (out / "ablation.jsonl").read_text().splitlines()):
-            ablation[(r["regime"], r["schedule"], r["noise"], r["n"], r["seed"])] = r
-    lines = ["| regime | schedule | noise | N | seeds | FID qbottleneck | FID bottleneck | FID q - c (paired) | "
-             "KID q | KID c | KID q - c | FID q circuit->0 minus q (paired) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| regime | schedule | noise | N | seeds | FID q | FID c | FID const | FID q - c | FID q - const | "
+             "KID q - c | FID q with circuit->0 minus q |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for key in sorted(groups, key=lambda k: (k[0] != "one-digit", k[1] != "cosine", k[2] != "pseudo", k[3])):
-        pairs = [v for v in groups[key].values() if len(v) == 2]
-        if not pairs:
-            continue
-        cells = []
-        for metric in ("fid", "kid_mean"):
-            q = t_interval([p["qbottleneck"][metric] for p in pairs])
-            c = t_interval([p["bottleneck"][metric] for p in pairs])
-            d = t_interval([p["qbottleneck"][metric] - p["bottleneck"][metric] for p in pairs])
-            cells += [f"{q[0]:.1f} +- {q[1]:.1f}", f"{c[0]:.1f} +- {c[1]:.1f}", f"{d[0]:+.1f} +- {d[1]:.1f}"]
-        abl = [ablation[(*key, s)]["fid"] - p["qbottleneck"]["fid"] for s, p in groups[key].items()
-               if len(p) == 2 and (*key, s) in ablation]  # fmt: skip
-        cells.append(f"{t_interval(abl)[0]:+.1f} +- {t_interval(abl)[1]:.1f} ({len(abl)})" if abl else "-")
-        lines.append(f"| {' | '.join(map(str, key))} | {len(pairs)} | {' | '.join(cells)} |")
+        g = groups[key]
+        seeds = sum(1 for r in g.values() if "qbottleneck" in r and "bottleneck" in r)
+        cells = [_paired(g, "qbottleneck", None), _paired(g, "bottleneck", None), _paired(g, "bottleneck-const", None),
+                 _paired(g, "qbottleneck", "bottleneck"), _paired(g, "qbottleneck", "bottleneck-const"),
+                 _paired(g, "qbottleneck", "bottleneck", "kid_mean"), _paired(g, "circuit->0", "qbottleneck")]  # fmt: skip
+        lines.append(f"| {' | '.join(map(str, key))} | {seeds} | {' | '.join(cells)} |")
     seconds = {a: [r["train_seconds"] for r in rows if r["arch"] == a] for a in ARCHS}
     lines.append("")
     lines.append("mean training seconds per model: " + ", ".join(f"{a} {sum(s) / len(s):.0f}" for a, s in seconds.items() if s))
@@ -171,10 +180,8 @@ def main() -> None:
     if args.ablate:
         done_rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines()]
         path = args.out / "ablation.jsonl"
-        have = {json.dumps({k: r[k] for k in ("regime", "n", "schedule", "noise", "seed")}) for r in map(json.loads, path.read_text().splitlines())} \
-            if path.exists() else set()  # fmt: skip
-        cells = [{k: r[k] for k in ("regime", "n", "schedule", "noise", "seed")} for r in done_rows
-                 if r["arch"] == "qbottleneck" and r["noise"] == "pseudo"]  # fmt: skip
+        have = {json.dumps({k: r[k] for k in KEY}) for r in map(json.loads, path.read_text().splitlines())} if path.exists() else set()
+        cells = [{k: r[k] for k in KEY} for r in done_rows if r["arch"] == "qbottleneck" and r["noise"] == "pseudo"]
         cells = [c for c in cells if json.dumps(c) not in have]
 
         def one_ablation(c):
@@ -188,14 +195,15 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.jsonl"
-    done = {(r["regime"], r["n"], r["schedule"], r["noise"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())} \
-        if results.exists() else set()  # fmt: skip
-    todo = [c for c in grid(args.seeds) if tuple(c.values()) not in done]
-    print(f"{len(todo)} cells to run ({len(done)} done)", flush=True)
+    done = {(*(r[k] for k in KEY), r["arch"]) for r in map(json.loads, results.read_text().splitlines())} if results.exists() else set()
+    todo = [(c, tuple(a for a in archs_of(c) if (*c.values(), a) not in done)) for c in grid(args.seeds)]
+    todo = [(c, archs) for c, archs in todo if archs]
+    print(f"{len(todo)} cells to run ({len(done)} models done)", flush=True)
 
-    def one(c):
+    def one(item):
+        c, archs = item
         try:
-            rows = run_cell(c, args)
+            rows = run_cell(c, args, archs)
         except subprocess.CalledProcessError as exc:  # reported, and the other cells go on
             print(f"{cell_name(c)} failed: {' '.join(exc.cmd[2:5])} ... (see its log.txt)", flush=True)
             return

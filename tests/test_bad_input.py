@@ -65,6 +65,7 @@ CASES = [
     ("train --dataset dermamnist", "dermamnist has colour images and 1hqconv takes one channel: use --arch qbottleneck-rgb"),
     ("train --arch qbottleneck-rgb", "mnist has grey images; --arch qbottleneck-rgb takes RGB: drop its -rgb"),
     ("train --arch qbottleneck-q12", "is written 'qbottleneck' (defaults left out)"),
+    ("train --arch qbottleneck --init-from {ckpt}", "--init-from copies De Falco et al.'s classical U-Net; qbottleneck is another network"),
     ("train --per-class 0", "--per-class must be at least 1"),
     ("train --timesteps 0", "--timesteps"),
     ("train --logsnr-shift 1", "--logsnr-shift applies to --schedule shifted-cosine only"),

@@ -44,7 +44,9 @@ def test_names_carry_the_circuit_options():
     assert (cfg.ansatz, cfg.qubits, cfg.channels, cfg.family) == ("ring16x2", 16, 1, "bottleneck")
     assert get_arch("bottleneck-rgb").channels == 3 and get_arch("bottleneck").ansatz is None
     assert get_spec("ring16x2").n_weights == 64
+    assert get_arch("bottleneck-const-q16").core == "none" and get_arch("qbottleneck").core == "circuit"
     for bad, match in (("qbottleneck-q12", "is written 'qbottleneck'"), ("bottleneck-l2", "qbottleneck only"),
+                       ("qbottleneck-const", "bottleneck only -const"), ("bottleneck-q16-const", "unknown architecture"),
                        ("qbottleneck-q40", "qubits in 2-20"), ("bottlenek", "qbottleneck -l<layers>")):  # fmt: skip
         with pytest.raises(UsageError, match=match):
             get_arch(bad)
@@ -73,6 +75,8 @@ def test_models_run_their_circuit_once_per_forward_and_train_it():
     assert twin.circuits() == [] and count_parameters(twin.gate.core) == 156 > get_spec("ring12x3").n_weights
     assert {k for k in twin.state_dict() if not k.startswith("gate.core")} == {
         k for k in model.state_dict() if not k.startswith("gate.core")}  # fmt: skip
+    const = build_model("bottleneck-const")
+    assert torch.equal(const.gate(torch.ones(2, 40, 7, 7))[:, :, 0, 0], (1 + const.gate.up.bias).expand(2, 40))
     rgb = build_model("qbottleneck-q16-rgb")
     assert rgb(torch.randn(2, 3, 28, 28), t[:2]).shape == (2, 3, 28, 28) and rgb.image_shape == (3, 28, 28)
 

@@ -13,6 +13,7 @@ EXPECTED = {
     "quanv": 473_817,
     "bottleneck": 89_579,  # Chen et al.'s family: no printed counts; the classical twin's core has 156 (> 72)
     "qbottleneck": 89_495,
+    "bottleneck-const": 88_931,  # no layer in the gate: a trained constant per channel
 }
 
 

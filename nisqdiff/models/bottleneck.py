@@ -10,7 +10,9 @@ about 90,000 parameters (a fifth of De Falco et al.'s; ``nisqdiff archs`` prints
 default, which every device of the project and the exact noisy emulator handle.
 
 The classical twin (``bottleneck``) is the same network with the circuit replaced by Linear(n, n) and
-tanh (same range as <Z>): n^2 + n parameters (156 at n = 12) against the circuit's 2 n layers (72).
+tanh (same range as <Z>): n^2 + n parameters (156 at n = 12) against the circuit's 2 n layers (72). The
+control ``bottleneck-const`` has nothing there: the core's output is 0, so the gate is 1 + a trained
+constant per channel (what ``qbottleneck`` becomes when its circuit's <Z> vanish).
 """
 
 from __future__ import annotations
@@ -41,15 +43,22 @@ class VectorCircuit(CircuitStage):
 
 class ChannelGate(nn.Module):
     """(N, dim, H, W) -> the same, each channel scaled by (1 + g): g = Linear(n, dim)(core(Linear(dim, n)(mean over H, W))),
-    ``core`` the circuit (:class:`VectorCircuit`) or its classical twin (Linear(n, n), tanh)."""
+    ``core`` "circuit" (:class:`VectorCircuit` of ``ansatz``), "linear" (the classical twin: Linear(n, n), tanh)
+    or "none" (no down projection and no core: g is Linear(n, dim)'s bias, a trained constant)."""
 
-    def __init__(self, dim: int, n: int, ansatz: str | None):
+    def __init__(self, dim: int, n: int, core: str, ansatz: str | None = None):
         super().__init__()
-        self.down, self.up = nn.Linear(dim, n), nn.Linear(n, dim)
-        self.core = VectorCircuit(ansatz) if ansatz else nn.Sequential(nn.Linear(n, n), nn.Tanh())
+        self.n = n
+        self.down, self.up = (nn.Linear(dim, n) if core != "none" else None), nn.Linear(n, dim)
+        self.core = {"circuit": lambda: VectorCircuit(ansatz), "linear": lambda: nn.Sequential(nn.Linear(n, n), nn.Tanh()),
+                     "none": lambda: None}[core]()  # fmt: skip
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        g = self.up(self.core(self.down(h.mean((2, 3)))).to(h.dtype))
+        if self.core is None:
+            z = h.new_zeros(h.shape[0], self.n)
+        else:
+            z = self.core(self.down(h.mean((2, 3)))).to(h.dtype)
+        g = self.up(z)
         return h * (1 + g[:, :, None, None])
 
 
@@ -70,7 +79,7 @@ class BottleneckUNet(CircuitModel, nn.Module):
         self.enc0, self.down0 = ResBlock(w0, w0, TIME_DIM), nn.Conv2d(w0, w1, 4, stride=2, padding=1)
         self.enc1, self.down1 = ResBlock(w1, w1, TIME_DIM), nn.Conv2d(w1, w2, 4, stride=2, padding=1)
         self.mid = ResBlock(w2, w2, TIME_DIM)
-        self.gate = ChannelGate(w2, cfg.qubits, cfg.ansatz)
+        self.gate = ChannelGate(w2, cfg.qubits, cfg.core, cfg.ansatz)
         self.up1, self.dec1 = Upsample(w2, w1, 14), ResBlock(2 * w1, w1, TIME_DIM)
         self.up0, self.dec0 = Upsample(w1, w0, 28), ResBlock(2 * w0, w0, TIME_DIM)
         self.final_conv = nn.Conv2d(w0, c, 1)
