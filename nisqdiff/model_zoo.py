@@ -59,7 +59,7 @@ def resolve(source: str | os.PathLike) -> Path:
         return Path(text)
     if text in names():
         return folder(text)
-    raise CheckpointError(f"{text} does not exist, and it is no zoo model either (the zoo has: {', '.join(names()) or 'nothing'})")
+    raise CheckpointError(f"checkpoint {text} does not exist, and no zoo model has that name (the zoo has: {', '.join(names()) or 'nothing'})")
 
 
 def zoo_name(path: str | os.PathLike) -> str | None:

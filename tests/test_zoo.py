@@ -42,7 +42,7 @@ def test_an_existing_path_wins_and_zoo_prefix_forces_the_zoo(tmp_path, monkeypat
 def test_unknown_missing_and_corrupt_zoo_models_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="no zoo model 'mnist-nope'; the zoo has: .*mnist-classical"):
         model_zoo.resolve("zoo:mnist-nope")
-    with pytest.raises(CheckpointError, match="does not exist, and it is no zoo model either"):
+    with pytest.raises(CheckpointError, match="does not exist, and no zoo model has that name"):
         model_zoo.resolve(str(tmp_path / "nothing"))
     zoo = tmp_path / "zoo"
     shutil.copytree(model_zoo.ZOO_DIR / "mnist-classical", zoo / "mnist-classical")
