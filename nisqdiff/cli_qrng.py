@@ -17,8 +17,9 @@ from .cli_errors import raise_usage
 def qrng(
     bits: int = typer.Option(..., help="bits the pool must hold after extraction (32 per Gaussian)"),
     out: Path = typer.Option(..., help="pool file to write, e.g. pools/sherbrooke.npz"),
-    device: str = typer.Option("aer-noisy", help="a device that returns measured bits: aer, aer-noisy, ibm, or the emulator "
-                               "(bits drawn from its exact noisy marginals; fast) (or a profile of those)"),  # fmt: skip
+    device: str = typer.Option("aer-noisy", help="a device that returns measured bits: aer, aer-noisy, ibm, pennylane "
+                               "(qml.sample), the emulator (bits from its exact noisy marginals; fast) or shots (ideal) "
+                               "(or a profile of those)"),  # fmt: skip
     calibration: Optional[str] = typer.Option(None, help="aer-noisy, emulator: calibration snapshot [default: the profile's]"),
     noise_scale: Optional[float] = typer.Option(None, help="aer-noisy, emulator: multiplies every error rate"),
     backend: Optional[str] = typer.Option(None, help="ibm: backend name, or fake_* for local testing mode"),
@@ -44,8 +45,9 @@ def qrng(
     if out.parent.exists() and not out.parent.is_dir():
         raise_usage(f"{out.parent} is not a folder")
     kind = load_profile(device)["kind"]
-    if kind not in ("aer", "aer-noisy", "ibm", "emulator"):
-        raise_usage(f"qrng needs a device that returns measured bits (kind aer, aer-noisy, ibm) or the emulator; '{device}' is {kind}")
+    if kind not in ("aer", "aer-noisy", "ibm", "emulator", "shots", "pennylane"):
+        raise_usage(f"qrng needs a device that returns measured bits (kind aer, aer-noisy, ibm, pennylane) or the emulator or "
+                    f"shots device; '{device}' is {kind}")  # fmt: skip
     extra = {"method": "exact"} if kind == "emulator" else {}
     qdev = make_device(device, shots=shots, seed=device_seed, calibration=calibration, noise_scale=noise_scale, backend=backend,
                        **extra)  # fmt: skip

@@ -70,12 +70,31 @@ def hadamard_circuit(n_qubits: int = N_QUBITS):
 
 def check_device(device) -> None:
     """:class:`UsageError` unless ``device`` returns measured bits (a SamplerV2 device: aer, aer-noisy,
-    ibm) or is the emulator (bits from its exact marginals)."""
+    ibm), is the emulator (bits from its exact marginals), the shots device (the ideal circuit's P(1) = 1/2
+    drawn with its generator) or a PennyLane device with finite shots (``qml.sample``)."""
     from .devices.base import SamplerDevice
+    from .devices.pennylane import PennyLaneDevice
+    from .devices.simulated import ShotsDevice
 
-    if not isinstance(device, SamplerDevice):
-        name = device.settings().get("device", type(device).__name__)
-        raise UsageError(f"qrng needs a device that returns measured bits (aer, aer-noisy, ibm) or the emulator, not '{name}'")
+    name = device.settings().get("device", type(device).__name__)
+    if isinstance(device, PennyLaneDevice) and device.shots is None:
+        raise UsageError("qrng on a PennyLane device samples bits: give --shots N")
+    if not isinstance(device, (SamplerDevice, ShotsDevice, PennyLaneDevice)):
+        raise UsageError(f"qrng needs a device that returns measured bits (aer, aer-noisy, ibm, pennylane) or the "
+                         f"emulator or shots device, not '{name}'")  # fmt: skip
+
+
+def _pennylane_bits(device) -> np.ndarray:
+    """One execution of the Hadamard circuit on a PennyLane device: (12, shots) uint8 from ``qml.sample``."""
+    import pennylane as qml
+
+    @qml.qnode(device._device(N_QUBITS))
+    def circuit():
+        for q in range(N_QUBITS):
+            qml.Hadamard(wires=q)
+        return qml.sample(wires=range(N_QUBITS))
+
+    return np.asarray(qml.set_shots(circuit, shots=device.shots)(), dtype=np.uint8).reshape(-1, N_QUBITS).T.copy()
 
 
 def exact_p1(device, circuit) -> np.ndarray:
@@ -99,11 +118,21 @@ def measure_bits(device, raw_bits: int) -> tuple[np.ndarray, dict]:
     a circuit without parameters but the first. On the emulator an execution draws ``device.shots`` shots
     from :func:`exact_p1` with a generator seeded by the device's seed and call count."""
     from .devices.emulator import EmulatorDevice
+    from .devices.pennylane import PennyLaneDevice
+    from .devices.simulated import ShotsDevice
 
     check_device(device)
+    streams, executions, job_ids = [], 0, []
+    if isinstance(device, (ShotsDevice, PennyLaneDevice)):
+        while sum(s.shape[-1] for s in streams) * N_QUBITS < raw_bits:
+            if isinstance(device, ShotsDevice):  # the ideal circuit: every qubit 1 with probability 1/2
+                streams.append((torch.rand(N_QUBITS, device.shots, generator=device.generator) < 0.5).numpy().astype(np.uint8))
+            else:
+                streams.append(_pennylane_bits(device))
+            executions += 1
+        return np.concatenate(streams, axis=1), {"executions": executions, "shots_per_execution": device.shots, "job_ids": []}
     circuit = device._transpile(hadamard_circuit())
     p1 = exact_p1(device, circuit) if isinstance(device, EmulatorDevice) else None
-    streams, executions, job_ids = [], 0, []
     while sum(s.shape[-1] for s in streams) * N_QUBITS < raw_bits:
         if p1 is not None:
             rng = np.random.default_rng([device.seed, device.calls])

@@ -106,6 +106,17 @@ def test_emulator_bits_follow_the_exact_joint_distribution(tmp_path):
     assert max(abs(q["p1_out"] - 0.5) for q in prov["per_qubit"]) < 0.02
 
 
+@pytest.mark.parametrize("device", ["shots", "pennylane"])
+def test_qrng_on_the_ideal_shots_device_and_a_pennylane_device(tmp_path, device):
+    res = CliRunner().invoke(app, ["qrng", "--bits", "20000", "--shots", "4096", "--device", device, "--out", str(tmp_path / "p.npz")])
+    assert res.exit_code == 0, res.output
+    prov = Pool(tmp_path / "p.npz").provenance
+    assert prov["device"]["device"] == device and prov["executions"] == 2
+    assert max(abs(q["p1_raw"] - 0.5) for q in prov["per_qubit"]) < 4 * 0.5 / np.sqrt(2 * 4096)  # unbiased bits
+    again = CliRunner().invoke(app, ["qrng", "--bits", "20000", "--shots", "4096", "--device", device, "--out", str(tmp_path / "q.npz")])
+    assert again.exit_code == 0 and np.array_equal(np.load(tmp_path / "p.npz")["bits"], np.load(tmp_path / "q.npz")["bits"])  # seeded
+
+
 def test_training_and_sampling_from_a_pool(device_pool, data_dir, tmp_path, tiny_checkpoint):
     runner = CliRunner()
     base = ["train", "--arch", "classical", "--subset", "8", "--batch-size", "4", "--grid-images", "0", "--data-dir", str(data_dir)]
@@ -139,6 +150,7 @@ def test_qrng_dry_run_and_bad_input(tmp_path):
     assert "QPU time: about" in res.output and "one training run of 2,000 steps at batch 16 needs 802,816,000 bits" in res.output
     assert not (tmp_path / "p.npz").exists()
     for args, message in [(["--bits", "0"], "--bits must be at least 1"), (["--device", "noiseless"], "returns measured bits"),
+                          (["--device", "pennylane", "--shots", "1"], "--shots must be at least 2"),
                           (["--extractor", "toeplitz"], "unknown extractor 'toeplitz'")]:  # fmt: skip
         res = runner.invoke(app, ["qrng", "--bits", "64", "--out", str(tmp_path / "x.npz"), *args])
         assert res.exit_code == 2 and message in res.output, (args, res.output)
