@@ -24,6 +24,11 @@ app = typer.Typer(
 )  # fmt: skip
 
 
+def _echo_json_lines(rows: list[dict]) -> None:
+    for r in rows:
+        typer.echo(json.dumps(r))
+
+
 @app.command()
 @friendly_errors
 def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines instead of a table")):
@@ -32,8 +37,7 @@ def archs(as_json: bool = typer.Option(False, "--json", help="print JSON lines i
 
     rows = [arch_summary(a) for a in ARCHS]
     if as_json:
-        for r in rows:
-            typer.echo(json.dumps(r))
+        _echo_json_lines(rows)
         return
     typer.echo(f"{'arch':<16} {'params':>9} {'paper':>9} {'diff':>6} {'circuits':>8} {'qubits':>7}")
     for r in rows:
@@ -56,14 +60,11 @@ def models(
     from . import model_zoo
 
     if name is not None:
-        path = model_zoo.folder(name)
-        card = json.loads((path / "card.json").read_text()) if (path / "card.json").is_file() else {}
-        typer.echo(json.dumps({"name": name, "folder": str(path), **card}, indent=2))
+        typer.echo(json.dumps({"name": name, "folder": str(model_zoo.folder(name)), **model_zoo.card(name)}, indent=2))
         return
     rows = model_zoo.describe()
     if as_json:
-        for r in rows:
-            typer.echo(json.dumps(r))
+        _echo_json_lines(rows)
         return
     typer.echo(f"{'name':<22} {'arch':<12} {'dataset':<9} {'epochs':>6} {'seed':>4} {'MB':>5}  metrics")
     for r in rows:

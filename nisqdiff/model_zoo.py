@@ -68,6 +68,12 @@ def zoo_name(path: str | os.PathLike) -> str | None:
     return path.name if path.parent == ZOO_DIR else None
 
 
+def card(name: str) -> dict:
+    """The model card of zoo model ``name`` (its ``card.json``; {} where it has none)."""
+    path = ZOO_DIR / name / "card.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def describe() -> list[dict]:
     """One row per zoo model: name, arch, dataset, epochs, step, seed, size in bytes, and the headline
     metrics its card records (``metrics`` of ``card.json``, or {} where none is measured)."""
@@ -75,10 +81,9 @@ def describe() -> list[dict]:
     for name in names():
         path = ZOO_DIR / name
         config = json.loads((path / "config.json").read_text())
-        card = json.loads((path / "card.json").read_text()) if (path / "card.json").is_file() else {}
         training = config.get("training", {})
         rows.append({"name": name, "arch": config.get("arch"), "dataset": training.get("dataset"),
                      "epochs": training.get("epochs"), "step": config.get("provenance", {}).get("step"),
                      "seed": training.get("seed"), "bytes": (path / "model.safetensors").stat().st_size,
-                     "metrics": card.get("metrics", {})})  # fmt: skip
+                     "metrics": card(name).get("metrics", {})})  # fmt: skip
     return rows

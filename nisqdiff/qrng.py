@@ -84,8 +84,9 @@ def check_device(device) -> None:
                          f"emulator or shots device, not '{name}'")  # fmt: skip
 
 
-def _pennylane_bits(device) -> np.ndarray:
-    """One execution of the Hadamard circuit on a PennyLane device: (12, shots) uint8 from ``qml.sample``."""
+def _pennylane_sampler(device):
+    """The Hadamard circuit as a QNode on a PennyLane device: each call is one execution, (12, shots) uint8
+    from ``qml.sample``."""
     import pennylane as qml
 
     @qml.qnode(device._device(N_QUBITS))
@@ -94,7 +95,8 @@ def _pennylane_bits(device) -> np.ndarray:
             qml.Hadamard(wires=q)
         return qml.sample(wires=range(N_QUBITS))
 
-    return np.asarray(qml.set_shots(circuit, shots=device.shots)(), dtype=np.uint8).reshape(-1, N_QUBITS).T.copy()
+    sampled = qml.set_shots(circuit, shots=device.shots)
+    return lambda: np.asarray(sampled(), dtype=np.uint8).reshape(-1, N_QUBITS).T.copy()
 
 
 def exact_p1(device, circuit) -> np.ndarray:
@@ -124,11 +126,12 @@ def measure_bits(device, raw_bits: int) -> tuple[np.ndarray, dict]:
     check_device(device)
     streams, executions, job_ids = [], 0, []
     if isinstance(device, (ShotsDevice, PennyLaneDevice)):
+        if isinstance(device, ShotsDevice):  # the ideal circuit: every qubit 1 with probability 1/2
+            execute = lambda: (torch.rand(N_QUBITS, device.shots, generator=device.generator) < 0.5).numpy().astype(np.uint8)  # noqa: E731
+        else:
+            execute = _pennylane_sampler(device)  # built once per call, not per execution
         while sum(s.shape[-1] for s in streams) * N_QUBITS < raw_bits:
-            if isinstance(device, ShotsDevice):  # the ideal circuit: every qubit 1 with probability 1/2
-                streams.append((torch.rand(N_QUBITS, device.shots, generator=device.generator) < 0.5).numpy().astype(np.uint8))
-            else:
-                streams.append(_pennylane_bits(device))
+            streams.append(execute())
             executions += 1
         return np.concatenate(streams, axis=1), {"executions": executions, "shots_per_execution": device.shots, "job_ids": []}
     circuit = device._transpile(hadamard_circuit())

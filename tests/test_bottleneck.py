@@ -7,6 +7,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from _helpers import Recording
 from typer.testing import CliRunner
 
 from nisqdiff.circuits import ExactSimulator, ExpvalResult, get_spec, simulate
@@ -55,14 +56,6 @@ def test_names_carry_the_circuit_options():
 
 
 def test_models_run_their_circuit_once_per_forward_and_train_it():
-    class Recording(ExactSimulator):
-        def __init__(self):
-            self.calls = []
-
-        def run(self, ansatz, inputs, weights):
-            self.calls.append((ansatz, tuple(inputs.shape), tuple(weights.shape)))
-            return super().run(ansatz, inputs, weights)
-
     model, rec = build_model("qbottleneck"), Recording()
     model.set_executor(rec)
     x, t = torch.randn(3, 1, 28, 28), torch.tensor([1, 500, 999])
