@@ -229,6 +229,7 @@ def evaluate(
     batch_size: int = typer.Option(256),
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint; runs/zoo-eval/NAME/ for a zoo model)"),
+    precision: str = typer.Option("fp32", help="with --checkpoint: fp32, or bf16 (the classical layers under bf16 autocast)"),
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
     from .data import check_dataset, load_images
@@ -240,6 +241,8 @@ def evaluate(
         raise_usage("give exactly one of --checkpoint or --samples")
     if num_real is not None and num_real < 2:
         raise_usage(f"--num-real must be at least 2, got {num_real}")
+    if samples is not None and precision != "fp32":
+        raise_usage("--precision applies with --checkpoint (the samples are already made)")
     if out is not None:
         check_writable(out, "file")
     if samples is not None:
@@ -251,6 +254,7 @@ def evaluate(
         default_out = samples.with_name("metrics.json")
     else:
         pipe = DiffusionPipeline.from_pretrained(checkpoint)
+        pipe.precision = precision
         pipe.check(num, sampler, steps, eta, batch_size, seed)
         if num < 2:
             raise_usage(f"--num must be at least 2 for FID, got {num}")

@@ -72,6 +72,7 @@ def sample(
     overwrite: bool = typer.Option(False, help="replace samples already in --out"),
     distributed: bool = typer.Option(False, help="one of torchrun's processes: the batches split over them, gathered on rank 0"),
     noise_source: str = typer.Option("pseudo", help="the sampling noise: pseudo (torch) or pool:POOL (`nisqdiff qrng`)"),
+    precision: str = typer.Option("fp32", help="fp32, or bf16: the classical layers under bf16 autocast (docs/performance.md)"),
 ):
     """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
     device ibm, manifest.json with every job id as it is submitted)."""
@@ -109,7 +110,8 @@ def sample(
         }  # fmt: skip
         if torch_device != "cpu" and load_profile(device)["kind"] == "emulator":
             options["torch_device"] = torch_device  # the emulator runs its trajectories there too
-        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device, noise_source)
+        run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device, noise_source,
+                        precision)
     run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch)
     is_ibm = isinstance(qdevice, IBMDevice)
     for flag, value in (("--dry-run", dry_run), ("--budget", budget)):

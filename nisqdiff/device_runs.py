@@ -41,6 +41,7 @@ class SampleRun:
     device_options: dict = field(default_factory=dict)
     torch_device: str = "cpu"
     noise_source: str = "pseudo"  # or pool:PATH (a quantum noise pool, nisqdiff.qrng)
+    precision: str = "fp32"  # or bf16: the classical layers under bf16 autocast (DiffusionPipeline.precision)
 
 
 def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expect_arch: str | None = None):
@@ -64,6 +65,7 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     pipe = DiffusionPipeline.from_pretrained(run.source, expect_arch=expect_arch)
     if manifest is not None and pipe.info["sha256"] != stored["source_sha256"]:
         raise CheckpointError(f"model {run.source} of the run in {resume} has changed since the run started")
+    pipe.precision = run.precision
     pipe.check(run.num, run.sampler, run.steps, run.eta, run.batch_size, run.seed)
     device = make_device(run.device, **{k: v for k, v in run.device_options.items() if v is not None})
     if not isinstance(device, IBMDevice) and resume is not None:

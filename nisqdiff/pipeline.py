@@ -25,6 +25,7 @@ from .errors import UsageError
 from .models import UNet
 
 SAMPLERS = ("ddpm", "ddim")
+PRECISIONS = ("fp32", "bf16")
 MAX_SEED = 2**40  # seed * 1_000_003 + batch must fit a 64-bit generator seed
 
 
@@ -46,7 +47,10 @@ class DiffusionPipeline:
     """``unet`` (an epsilon-predicting :class:`~nisqdiff.models.UNet`), ``schedule`` (a
     :class:`~nisqdiff.diffusion.ScheduleConfig`, default the paper's) and ``executor`` (default the
     exact simulator); ``info`` describes where the model came from (see
-    :func:`nisqdiff.checkpoints.load_model`)."""
+    :func:`nisqdiff.checkpoints.load_model`). ``precision`` "fp32" (default) or "bf16": the U-Net's
+    classical layers run under bf16 autocast (circuits stay fp32; the sampler's arithmetic too)."""
+
+    precision = "fp32"
 
     def __init__(self, unet: UNet, schedule: ScheduleConfig | None = None, executor: CircuitExecutor | None = None,
                  info: dict | None = None):  # fmt: skip
@@ -106,6 +110,12 @@ class DiffusionPipeline:
         return {"pool": str(pool.path), "pool_device": pool.provenance.get("device"), "first_gaussian": start,
                 "gaussians": per_batch * math.ceil(num / batch_size)}  # fmt: skip
 
+    def denoiser(self, torch_device: str = "cpu"):
+        """The epsilon model as sampling calls it: (x, t) -> epsilon, the U-Net (eval) on ``torch_device``,
+        under bf16 autocast with an fp32 result if ``precision`` is "bf16"."""
+        unet = self.unet.to(torch_device).eval()
+        return _Autocast(unet, torch.device(torch_device).type) if self.precision == "bf16" else unet
+
     def steps_per_batch(self, sampler: str, steps: int) -> int:
         """Model calls per batch: T for DDPM, ``steps`` for DDIM."""
         return self.scheduler.timesteps if sampler == "ddpm" else steps
@@ -125,6 +135,8 @@ class DiffusionPipeline:
             raise UsageError(f"--eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}")
         if not 0 <= seed < MAX_SEED:
             raise UsageError(f"--seed must be in [0, 2^40), got {seed}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision '{self.precision}'; valid: {', '.join(PRECISIONS)}")
 
     def __call__(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
                  seed: int = 0, torch_device: str = "cpu", progress=None, batches: list[int] | None = None) -> torch.Tensor:  # fmt: skip
@@ -138,7 +150,7 @@ class DiffusionPipeline:
         in that order. :class:`~nisqdiff.errors.UsageError` for the options :meth:`check` refuses.
         """
         self.check(num, sampler, steps, eta, batch_size, seed)
-        unet = self.unet.to(torch_device).eval()
+        unet = self.denoiser(torch_device)
         out = []
         for b in range(math.ceil(num / batch_size)) if batches is None else batches:
             n = min(batch_size, num - b * batch_size)
@@ -201,7 +213,19 @@ class DiffusionPipeline:
             "eta": eta if sampler == "ddim" else None,
             "batch_size": batch_size,
             "seed": seed,
+            "precision": self.precision,
             "device": log.summary(),
             "wall_time_s": round(time.time() - t0, 2),
         }
         return images, meta
+
+
+class _Autocast:
+    """An epsilon model called under bf16 autocast, returning fp32."""
+
+    def __init__(self, unet, device_type: str):
+        self.unet, self.device_type = unet, device_type
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.unet(x, t).float()

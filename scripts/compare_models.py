@@ -3,10 +3,13 @@
     python scripts/compare_models.py --a runs/amp/classical-fp32/checkpoint.pt --b runs/amp/classical-bf16/checkpoint.pt \\
         --num 1000 --steps 50 --data-dir ../shared/data
 
+    python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --b-precision bf16 \\
+        --num 1000 --steps 50 --data-dir ../shared/data      # bf16 sampling against fp32, same weights
+
 Both models sample ``--num`` images with DDIM from the same seeds (same initial noise), so the paired
 bootstrap of FID(b) - FID(a) (the same resampled indices for both) is meaningful. The held-out loss is
 the P2-weighted epsilon MSE of each model's EMA weights on ``--loss-images`` test images, with the same
-timesteps and noise for both, in fp32; its interval is a paired bootstrap over images. Scores use the
+timesteps and noise for both, in each model's sampling precision; its interval is a paired bootstrap over images. Scores use the
 shipped classifier backbone (not Inception: compare the two, not with the paper's numbers).
 """
 
@@ -29,10 +32,11 @@ def heldout_losses(pipe: DiffusionPipeline, x0: torch.Tensor, seed: int) -> torc
     t = torch.randint(0, d.timesteps, (len(x0),), generator=gen)
     noise = torch.randn(x0.shape, generator=gen)
     out = []
+    model = pipe.denoiser()
     with torch.no_grad():
         for i in range(0, len(x0), 250):
             sl = slice(i, i + 250)
-            pred = pipe.unet(d.q_sample(x0[sl], t[sl], noise[sl]), t[sl])
+            pred = model(d.q_sample(x0[sl], t[sl], noise[sl]), t[sl])
             out.append((pred - noise[sl]).square().flatten(1).mean(1) * d.p2_weight[t[sl]].float())
     return torch.cat(out)
 
@@ -41,6 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--a", required=True, help="reference model (checkpoint or pretrained folder)")
     ap.add_argument("--b", required=True, help="model compared with it")
+    ap.add_argument("--b-precision", default="fp32", choices=("fp32", "bf16"), help="sampling precision of b (a: fp32)")
     ap.add_argument("--num", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
@@ -51,6 +56,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the results as JSON")
     args = ap.parse_args()
     pipes = {"a": DiffusionPipeline.from_pretrained(args.a), "b": DiffusionPipeline.from_pretrained(args.b)}
+    pipes["b"].precision = args.b_precision
     dataset = pipes["a"].info["dataset"]
     test, _ = load_images(dataset, "test", args.data_dir, args.loss_images)
     losses = {k: heldout_losses(p, test, args.seed) for k, p in pipes.items()}
@@ -61,7 +67,7 @@ def main() -> None:
     images = {k: p(args.num, "ddim", args.steps, batch_size=250, seed=args.seed) for k, p in pipes.items()}
     real, _ = load_images(dataset, "train", args.data_dir, args.num_real)
     scores = score_image_sets(images, real, bootstrap=args.bootstrap, reference="a", seed=args.seed)
-    result = {"a": args.a, "b": args.b, "num": args.num, "steps": args.steps, "seed": args.seed,
+    result = {"a": args.a, "b": args.b, "b_precision": args.b_precision, "num": args.num, "steps": args.steps, "seed": args.seed,
               "heldout_loss": {k: float(v.mean()) for k, v in losses.items()},
               "heldout_loss_b_minus_a": [float(diff.mean()), lo, hi],
               "scores": {k: {m: v for m, v in s.items() if m != "backbone"} for k, s in scores.items()},

@@ -71,3 +71,51 @@ def test_parameter_order_of_saved_checkpoints_is_kept():
     assert hybrid[:6] == ["mlp.1.weight", "mlp.1.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
     assert hybrid[6:] == ["hconv1.circuits.weights", "hconv1.conv.weight", "hconv1.conv.bias", "hconv2.circuits.weights",
                           "hconv2.conv.weight", "hconv2.conv.bias"]  # fmt: skip
+
+
+def _literal_linear_attention(m, x):
+    """lucidrains' linear attention written out as the paper's code does it (qkv conv, softmaxes, einsums)."""
+    n, _, h, w = x.shape
+    xn = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-5) * m.norm.g
+    q, k, v = torch.nn.functional.conv2d(xn, m.to_qkv.weight).reshape(n, 3, m.heads, -1, h * w).unbind(1)
+    q, k, v = q.softmax(dim=-2) * m.scale, k.softmax(dim=-1), v / (h * w)
+    context = torch.einsum("bhdn,bhen->bhde", k, v)
+    out = torch.einsum("bhde,bhdn->bhen", context, q).reshape(n, -1, h, w)
+    conv, ln = m.to_out
+    out = conv(out)
+    out = (out - out.mean(1, keepdim=True)) / torch.sqrt(out.var(1, unbiased=False, keepdim=True) + 1e-5) * ln.g
+    return x + out
+
+
+def test_reassociated_attention_equals_the_literal_one():
+    """The fast LinearAttention (no v, output conv folded in, chunks of images, channels-last input) is the
+    same function as the literal one, values and gradients, to 1e-5 in float64."""
+    from nisqdiff.models.layers import LinearAttention
+
+    torch.manual_seed(0)
+    for c, size, n in ((10, 7, 3), (20, 5, 37)):  # 37 images: more than one chunk, a short last one
+        m = LinearAttention(c).double()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(n, c, size, size, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+            fast, ref = m(x), _literal_linear_attention(m, x)
+            assert torch.allclose(fast, ref, atol=1e-10, rtol=1e-5)
+            params = [x, *m.parameters()]
+            g_fast = torch.autograd.grad(fast.square().sum(), params)
+            g_ref = torch.autograd.grad(ref.square().sum(), params)
+            for a, b in zip(g_fast, g_ref):
+                assert torch.allclose(a, b, atol=1e-8, rtol=1e-5)
+
+
+def test_channels_last_inside_the_unet_returns_nchw():
+    """The U-Net computes in channels-last but hands back a contiguous NCHW epsilon equal to a float64 run."""
+    torch.manual_seed(0)
+    model = build_model("classical")
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([0, 10, 500, 999])
+    with torch.no_grad():
+        eps = model(x, t)
+        eps64 = model.double()(x.double(), t)
+    assert eps.is_contiguous() and eps.shape == x.shape
+    assert torch.allclose(eps.double(), eps64, atol=1e-4)

@@ -115,3 +115,21 @@ def test_transfer_learning_from_a_pretrained_folder(tiny_checkpoint, tmp_path):
     copied = transfer_from_classical(model, folder)
     ema = load_checkpoint(tiny_checkpoint("classical"))["ema"]
     assert copied and all(torch.equal(model.state_dict()[n], ema[n]) for n in copied)
+
+
+def test_bf16_sampling_is_close_to_fp32_and_recorded(tiny_checkpoint, tmp_path):
+    """--precision bf16 runs the classical layers under autocast: images near the fp32 ones (not equal),
+    the precision in samples.json; a bad precision is a usage error before anything is written."""
+    runner, ckpt = CliRunner(), tiny_checkpoint("1hqconv")
+    images = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--num", "3", "--steps", "3", "--out", str(out),
+                                  "--precision", precision])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert json.loads((out / "samples.json").read_text())["precision"] == precision
+        images[precision] = torch.load(out / "samples.pt", weights_only=True)["images"]
+    gap = (images["bf16"] - images["fp32"]).abs().mean()  # a few pixels may flip through the x0 clamp
+    assert 0 < gap < 0.1
+    res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--out", str(tmp_path / "bad"), "--precision", "fp16"])
+    assert res.exit_code == 2 and "--precision" in res.output and not (tmp_path / "bad").exists()

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import torch
 
 from .ansatz import Gate, gates
@@ -119,10 +120,85 @@ def embed(ops: list[tuple[torch.Tensor, tuple[int, ...]]], space: tuple[int, ...
     return cols.reshape(-1, d, *([2] * k)).permute(back).reshape(-1, d, d).transpose(-1, -2)
 
 
+# Every gate is K + cos(angle / 2) A + sin(angle / 2) B with constant K, A, B (the CNOT's A = B = 0),
+# in its wires' order, wire 0 the most significant: RX = c I - i s X, RY = c I - i s Y, RZ = c I - i s Z,
+# CR* = |0><0| (x) I + |1><1| (x) R*.
+_I2, _X = np.eye(2), np.array([[0, 1], [1, 0]])
+_MINUS_I_PAULI = {"X": -1j * _X, "Y": np.array([[0, -1], [1, 0]]), "Z": np.diag([-1j, 1j])}
+_P0, _P1 = np.diag([1.0, 0.0]), np.diag([0.0, 1.0])
+
+
+def _gate_terms(gate: Gate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, A, B) of ``gate``, each (2^g, 2^g) complex128."""
+    if gate.name == "CNOT":
+        return np.kron(_P0, _I2) + np.kron(_P1, _X), np.zeros((4, 4)), np.zeros((4, 4))
+    b = _MINUS_I_PAULI[gate.name[-1]]
+    if gate.name in ("RX", "RY", "RZ"):
+        return np.zeros((2, 2)), _I2, b
+    return np.kron(_P0, _I2), np.kron(_P1, _I2), np.kron(_P1, b)
+
+
+def _embed_const(m: np.ndarray, wires: tuple[int, ...], qubits: tuple[int, ...]) -> np.ndarray:
+    """The (2^g, 2^g) matrix ``m`` on ``wires`` as a (2^k, 2^k) matrix on ``qubits`` (first most significant)."""
+    k, g = len(qubits), len(wires)
+    idx = np.arange(2**k)
+    bits = (idx[:, None] >> (k - 1 - np.arange(k))[None, :]) & 1  # (2^k, k)
+    pos = [qubits.index(w) for w in wires]
+    local = (bits[:, pos] << (g - 1 - np.arange(g))[None, :]).sum(1)  # index of each row on the gate's wires
+    rest = np.delete(bits, pos, axis=1)
+    same = (rest[:, None, :] == rest[None, :, :]).all(-1)
+    return np.where(same, m[local[:, None], local[None, :]], 0)
+
+
+@lru_cache(maxsize=None)
+def _block_plan(ansatz: str, cdtype: torch.dtype, torch_device: str):
+    """The fused blocks of ``ansatz`` grouped by size: per size d, constants K, A, B (n_blocks, L, d, d)
+    of every gate embedded in its block (padded with identities to a power-of-two L), the weight index
+    and angle scale of each gate (n_blocks, L), and where each block of :func:`fuse` lands."""
+    classes: dict[int, list] = {}
+    where = []
+    for block in fuse(ansatz):
+        d = 2 ** len(block.qubits)
+        members = classes.setdefault(d, [])
+        where.append((d, len(members)))
+        members.append(block)
+    plan = {}
+    for d, blocks in classes.items():
+        length = 1 << max(len(b.gates) - 1 for b in blocks).bit_length()
+        terms = np.zeros((3, len(blocks), length, d, d), dtype=np.complex128)
+        terms[0] = np.eye(d)  # identity padding
+        index = np.zeros((len(blocks), length), dtype=np.int64)
+        scale = np.zeros((len(blocks), length))
+        for i, block in enumerate(blocks):
+            for j, gate in enumerate(block.gates):
+                for t, m in enumerate(_gate_terms(gate)):
+                    terms[t, i, j] = _embed_const(m, gate.wires, block.qubits)
+                if gate.weight is not None:
+                    index[i, j], scale[i, j] = gate.weight, gate.scale
+        real = torch.float64 if cdtype == torch.complex128 else torch.float32
+        plan[d] = (torch.from_numpy(terms).to(device=torch_device, dtype=cdtype), torch.from_numpy(index).to(torch_device),
+                   torch.from_numpy(scale).to(device=torch_device, dtype=real))  # fmt: skip
+    return plan, where
+
+
 def block_matrices(ansatz: str, weights: torch.Tensor) -> list[torch.Tensor]:
     """Dense matrix of every fused block: weights (C, n_weights) -> list of (C, 2^k, 2^k) complex,
-    rows and columns in the block's qubit order (differentiable in the weights)."""
-    return [embed([(gate_matrix(g, weights), g.wires) for g in b.gates], b.qubits) for b in fuse(ansatz)]
+    rows and columns in the block's qubit order (differentiable in the weights).
+
+    All blocks of one size are built together, whatever the ansatz: each gate's embedded matrix is
+    K + cos A + sin B (one broadcast), and a block's gates are multiplied in a log2(L)-deep tree of
+    batched products, about 15 tensor operations per block size instead of several per gate.
+    """
+    cdtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
+    plan, where = _block_plan(ansatz, cdtype, str(weights.device))
+    built = {}
+    for d, (terms, index, scale) in plan.items():
+        half = weights[:, index] * scale * 0.5  # (C, n_blocks, L)
+        mats = terms[0] + torch.cos(half)[..., None, None] * terms[1] + torch.sin(half)[..., None, None] * terms[2]
+        while mats.shape[2] > 1:  # later gates on the left
+            mats = torch.matmul(mats[:, :, 1::2], mats[:, :, 0::2])
+        built[d] = mats[:, :, 0]
+    return [built[d][:, i] for d, i in where]
 
 
 def encode(inputs: torch.Tensor) -> torch.Tensor:

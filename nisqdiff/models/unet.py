@@ -82,7 +82,10 @@ class UNet(CircuitModel, nn.Module):
         return ("init_conv.", "time_mlp.", "downs.", "ups.", "final_res_block.", "final_conv.")
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x = self.init_conv(x)
+        # channels-last inside: oneDNN's small-channel convolutions run 2-4x faster on it (forward and
+        # backward, bf16 and fp32), and the attention's (N, H*W, C) views of it need no copy
+        # (a 1-channel input is both layouts at once, so the switch happens after init_conv)
+        x = self.init_conv(x).contiguous(memory_format=torch.channels_last)
         r = x.clone()
         t_emb = self.time_mlp(t)
         skips = []
@@ -97,4 +100,4 @@ class UNet(CircuitModel, nn.Module):
             x = block1(torch.cat([x, skips.pop()], dim=1), t_emb)
             x = attn(block2(torch.cat([x, skips.pop()], dim=1), t_emb))
             x = up(x)
-        return self.final_conv(self.final_res_block(torch.cat([x, r], dim=1), t_emb))
+        return self.final_conv(self.final_res_block(torch.cat([x, r], dim=1), t_emb)).contiguous()
