@@ -44,7 +44,8 @@ def fuse(ansatz: str) -> tuple[Block, ...]:
 
     A gate joins the latest block of its group only if no later block touches any of its qubits
     (then it commutes with everything in between); otherwise it opens a new block. The result is
-    the same unitary as the gate list, applied as a few dense blocks.
+    the same unitary as the gate list, applied as a few dense blocks. A block's qubits are listed
+    ascending (its matrix's row order), so a block inside one chain group needs no reordering.
     """
     blocks: list[tuple[list[int], list[Gate], str]] = []
     frontier: dict[int, int] = {}  # qubit -> index of the last block acting on it
@@ -58,7 +59,7 @@ def fuse(ansatz: str) -> tuple[Block, ...]:
         members.append(gate)
         for q in gate.wires:
             frontier[q] = target
-    return tuple(Block(tuple(q), tuple(g)) for q, g, _ in blocks)
+    return tuple(Block(tuple(sorted(q)), tuple(g)) for q, g, _ in blocks)  # qubits ascending, as groups are
 
 
 def _rotation(name: str, angle: torch.Tensor) -> torch.Tensor:
@@ -111,6 +112,8 @@ def apply(state: torch.Tensor, order: list[int], mat: torch.Tensor, qubits: tupl
 def embed(ops: list[tuple[torch.Tensor, tuple[int, ...]]], space: tuple[int, ...]) -> torch.Tensor:
     """One matrix on ``space`` (canonical order) for a sequence of ``(mat (C, d, d), qubits)`` applied
     in order: (C, 2^k, 2^k), differentiable in the matrices."""
+    if len(ops) == 1 and tuple(ops[0][1]) == tuple(space):
+        return ops[0][0]  # already on ``space`` in its order
     d, k = 2 ** len(space), len(space)
     cols = torch.eye(d, dtype=ops[0][0].dtype, device=ops[0][0].device).expand(ops[0][0].shape[0], d, d)
     order = list(space)
