@@ -230,6 +230,7 @@ def evaluate(
     seed: int = typer.Option(0),
     out: Optional[Path] = typer.Option(None, help="metrics JSON (default: beside the samples/checkpoint; runs/zoo-eval/NAME/ for a zoo model)"),
     precision: str = typer.Option("fp32", help="with --checkpoint: fp32, or bf16 (the classical layers under bf16 autocast)"),
+    bootstrap: int = typer.Option(0, help="resamples for a 95% bootstrap interval of FID (0: none; 100 for a table)"),
 ):
     """FID, KID (subset 100) and IS (10 splits) against the training set, with the backbone recorded."""
     from .data import check_dataset, load_images
@@ -241,6 +242,8 @@ def evaluate(
         raise_usage("give exactly one of --checkpoint or --samples")
     if num_real is not None and num_real < 2:
         raise_usage(f"--num-real must be at least 2, got {num_real}")
+    if bootstrap < 0:
+        raise_usage(f"--bootstrap must be 0 or more resamples, got {bootstrap}")
     if samples is not None and precision != "fp32":
         raise_usage("--precision applies with --checkpoint (the samples are already made)")
     if out is not None:
@@ -272,12 +275,13 @@ def evaluate(
     real, _ = load_images(ref, "train", str(data_dir) if data_dir else None, num_real, classes=chosen)  # before sampling
     if checkpoint is not None:
         images, meta = pipe.generate(num, sampler, steps, eta, batch_size, seed)
-    result = compute_metrics(images, real, backbone, ref, inception)
+    result = compute_metrics(images, real, backbone, ref, inception, bootstrap=bootstrap)
     result.update({"dataset": ref, "reference_classes": chosen, "samples": meta})
     atomic_write_text(out or default_out, json.dumps(result, indent=2) + "\n")
     b = result["backbone"]["name"]
+    ci = f" [{result['fid_ci_low']:.3f}, {result['fid_ci_high']:.3f}]" if bootstrap else ""
     typer.echo(
-        f"FID[{b}] {result['fid']:.3f}  KID[{b}] {result['kid_mean']:.5f} +- {result['kid_std']:.5f}  "
+        f"FID[{b}] {result['fid']:.3f}{ci}  KID[{b}] {result['kid_mean']:.5f} +- {result['kid_std']:.5f}  "
         f"IS[{b}] {result['is_mean']:.3f} +- {result['is_std']:.3f}  ({result['num_fake']} vs {result['num_real']} "
         f"{ref} images{' of classes ' + ','.join(map(str, chosen)) if chosen else ''}) -> {out or default_out}"
     )

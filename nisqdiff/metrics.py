@@ -155,11 +155,12 @@ def compute_metrics(
     kid_subsets: int = 100,
     is_splits: int = 10,
     seed: int = 0,
+    bootstrap: int = 0,
 ) -> dict:
     """FID, KID (mean, std) and IS (mean, std) of ``fake`` against ``real``, both (N, 1, 28, 28) in
-    [-1, 1], without intervals: :func:`score_image_sets` for one set. Returns the scores, the sample
-    counts and the backbone description."""
-    return score_image_sets({"fake": fake}, real, backbone, dataset, inception_path, 0, None, kid_subset_size,
+    [-1, 1]: :func:`score_image_sets` for one set, with a 95% bootstrap interval of FID if ``bootstrap``
+    > 0. Returns the scores, the sample counts and the backbone description."""
+    return score_image_sets({"fake": fake}, real, backbone, dataset, inception_path, bootstrap, None, kid_subset_size,
                             kid_subsets, is_splits, seed)["fake"]  # fmt: skip
 
 

@@ -71,6 +71,22 @@ def test_batched_circuits_equal_one_at_a_time():
         assert torch.allclose(together[c], expval("hqconv", x[c], w[c]), atol=1e-12)
 
 
+def test_chain_in_batch_chunks_equals_one_pass(monkeypatch):
+    """The chain method over chunks of the batch (quanv's 6,272 inputs) gives the one-pass values and gradients."""
+    from nisqdiff.circuits import chain
+
+    x = (torch.rand(2, 11, 12, dtype=torch.float64) * 3).requires_grad_()
+    w = torch.rand(2, 84, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(2, 11, 12, dtype=torch.float64)
+    results = []
+    for chunk in (10_000, 6):  # 6 // 2 circuits = 3 inputs per chunk: 4 chunks, the last short
+        monkeypatch.setattr(chain, "CHUNK", chunk)
+        z = simulate("hqconv", x, w, method="chain")
+        results.append((z, *torch.autograd.grad((z * probe).sum(), (x, w))))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
 def test_weight_counts_and_gate_structure():
     assert {a: s.n_weights for a, s in ANSATZE.items()} == {"hqconv": 84, "fqconv": 72, "basic": 16}
     used = sorted(g.weight for g in gates("hqconv"))

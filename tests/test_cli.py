@@ -64,6 +64,13 @@ def test_sample_and_evaluate(classical_ckpt, tmp_path, data_dir):
     assert json.loads((tmp_path / "m3.json").read_text())["reference_classes"] == [3]
     res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, "--classes", "11")
     assert res.exit_code == 2 and "--classes 11 not in mnist" in res.output
+    res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, "--num-real", 50, "--bootstrap", 5,
+              "--out", tmp_path / "ci.json")  # fmt: skip
+    ci = json.loads((tmp_path / "ci.json").read_text())
+    assert res.exit_code == 0 and ci["fid_bootstrap"] == 5 and ci["fid_ci_low"] <= ci["fid_ci_high"], res.output
+    for bad, says in ((["--bootstrap", "-1"], "--bootstrap"), (["--precision", "bf16"], "--precision applies with --checkpoint")):
+        res = run("evaluate", "--samples", out / "samples.pt", "--data-dir", data_dir, *bad, "--out", tmp_path / "no.json")
+        assert res.exit_code == 2 and says in res.output and not (tmp_path / "no.json").exists()
 
 
 def test_checkpoint_of_another_arch_names_both(classical_ckpt, tmp_path):

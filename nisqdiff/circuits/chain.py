@@ -192,10 +192,22 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     return probs.permute(0, 1, *(2 + i for i in perm)).reshape(c, b, -1)
 
 
+CHUNK = 1024  # circuit inputs (C x B) per pass: a quanv stage's 6,272 in 7 passes, 2x faster forward in cache
+
+
 def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
 
-    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. When
+    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. Runs
+    over batch chunks of about :data:`CHUNK` / C inputs, whose states stay in cache."""
+    per = max(1, CHUNK // inputs.shape[0])
+    if inputs.shape[1] <= per:
+        return _simulate_chain(ansatz, inputs, weights)
+    return torch.cat([_simulate_chain(ansatz, part, weights) for part in inputs.split(per, dim=1)], dim=1)
+
+
+def _simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`simulate_chain` on one chunk. When
     the last block crosses groups (HQConv's final B block), it is not applied to the state: Z on the
     qubits it does not touch is read from the state before it, and for its own qubits
     <Z_q> = Tr(rho F^dagger Z_q F) with rho their reduced density matrix -- half the bond size.
