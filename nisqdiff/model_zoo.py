@@ -2,7 +2,7 @@
 
 Each zoo model is a pretrained folder (``config.json``, ``model.safetensors``: the EMA weights, as
 :func:`nisqdiff.checkpoints.save_pretrained` writes them) under ``nisqdiff/zoo/NAME/`` with its model card
-``card.md`` (training command, seed, epochs, wall time, hardware, metrics with their backbone, and what is
+``card.json`` (training command, seed, epochs, wall time, hardware, metrics with their backbone, and what is
 not measured yet). ``nisqdiff models`` lists them.
 
 **Names and paths.** Every ``--checkpoint`` takes a path or a zoo name. A path that exists wins (so a

@@ -79,7 +79,7 @@ def test_chain_in_batch_chunks_equals_one_pass(monkeypatch):
     w = torch.rand(2, 84, dtype=torch.float64, requires_grad=True)
     probe = torch.randn(2, 11, 12, dtype=torch.float64)
     results = []
-    for chunk in (10_000, 6):  # 6 // 2 circuits = 3 inputs per chunk: 4 chunks, the last short
+    for chunk in (10_000, 6):  # 22 inputs in ceil(22 / 6) = 4 chunks of at most 3 inputs per circuit, the last short
         monkeypatch.setattr(chain, "CHUNK", chunk)
         z = simulate("hqconv", x, w, method="chain")
         results.append((z, *torch.autograd.grad((z * probe).sum(), (x, w))))

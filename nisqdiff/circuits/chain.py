@@ -192,17 +192,19 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     return probs.permute(0, 1, *(2 + i for i in perm)).reshape(c, b, -1)
 
 
-CHUNK = 1024  # circuit inputs (C x B) per pass: a quanv stage's 6,272 in 7 passes, 2x faster forward in cache
+CHUNK = 2048  # most circuit inputs (C x B) per pass: a quanv stage's 6,272 in 4 passes, 2x faster forward in cache
 
 
 def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
 
     Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. Runs
-    over batch chunks of about :data:`CHUNK` / C inputs, whose states stay in cache."""
-    per = max(1, CHUNK // inputs.shape[0])
-    if inputs.shape[1] <= per:
+    over equal batch chunks of at most :data:`CHUNK` circuit inputs, whose states stay in cache."""
+    c, b = inputs.shape[:2]
+    chunks = -(-c * b // CHUNK)
+    if chunks <= 1:
         return _simulate_chain(ansatz, inputs, weights)
+    per = -(-b // chunks)
     return torch.cat([_simulate_chain(ansatz, part, weights) for part in inputs.split(per, dim=1)], dim=1)
 
 

@@ -3,8 +3,8 @@
 Where the cost is, and how it is cut:
 
 * The weights are shared by the whole batch, so every gate of a fusion group is multiplied into one
-  small dense matrix per circuit once per forward pass (:func:`block_matrices`, a few hundred tiny
-  ops in total), and only those matrices touch the batch. HQConv becomes, per layer, three 16x16
+  small dense matrix per circuit once per forward pass (:func:`block_matrices`: all blocks of one
+  size in one broadcast and a log-depth product tree), and only those matrices touch the batch. HQConv becomes, per layer, three 16x16
   channel blocks and one 8x8 block on qubits (0, 4, 8); FQConv becomes four 8x8 pixel blocks for the
   whole circuit; Basic one 16x16 block.
 * The RX-encoded state is a product state. It is kept factorised: a factor is created only when a

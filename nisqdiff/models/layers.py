@@ -28,7 +28,7 @@ class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel axis of (N, C, H, W), with a scale ``g`` (1, C, 1, 1) and no bias, eps 1e-5.
 
     Computed by ``F.layer_norm`` on the channels-last view: a reduction over the strided channel axis
-    (``var_mean(dim=1)``) is ~100x slower on CPU.
+    (``var_mean(dim=1)``) is ~4x slower on CPU at (128, 10, 28, 28).
     """
 
     def __init__(self, dim: int):
