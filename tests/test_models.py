@@ -119,3 +119,17 @@ def test_channels_last_inside_the_unet_returns_nchw():
         eps64 = model.double()(x.double(), t)
     assert eps.is_contiguous() and eps.shape == x.shape
     assert torch.allclose(eps.double(), eps64, atol=1e-4)
+
+
+def test_group_norm_keeps_channels_last_and_equals_torch():
+    from nisqdiff.models.layers import GroupNorm
+
+    torch.manual_seed(0)
+    ours, ref = GroupNorm(10, 20), torch.nn.GroupNorm(10, 20)
+    with torch.no_grad():
+        ours.weight.normal_(), ours.bias.normal_()
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 20, 5, 5)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        y = ours(x.contiguous(memory_format=layout))
+        assert y.is_contiguous(memory_format=layout) and torch.allclose(y, ref(x), atol=1e-6)
