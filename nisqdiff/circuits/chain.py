@@ -20,7 +20,7 @@ from functools import lru_cache
 import torch
 
 from .ansatz import Gate, get_spec
-from .simulator import _rotation, _z_signs, block_matrices, embed, encode, fuse, gate_matrix
+from .simulator import _z_signs, block_matrices, embed, encode, fuse, gate_matrix
 
 
 @lru_cache(maxsize=None)
@@ -43,9 +43,7 @@ def supports(ansatz: str) -> bool:
 
 def _target_rotation(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
     """The 2x2 operation a controlled gate applies to its target, (C, 2, 2)."""
-    if gate.name == "CNOT":
-        return gate_matrix(gate, weights)[:, 2:, 2:]
-    return _rotation(gate.name[-2:], gate.scale * weights[:, gate.weight])
+    return gate_matrix(gate, weights)[:, 2:, 2:]
 
 
 def _local(site: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:

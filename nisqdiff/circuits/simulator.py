@@ -62,34 +62,33 @@ def fuse(ansatz: str) -> tuple[Block, ...]:
     return tuple(Block(tuple(sorted(q)), tuple(g)) for q, g, _ in blocks)  # qubits ascending, as groups are
 
 
-def _rotation(name: str, angle: torch.Tensor) -> torch.Tensor:
-    """(C,) angles -> (C, 2, 2) complex RX, RY or RZ matrices."""
-    c, s = torch.cos(angle / 2), torch.sin(angle / 2)
-    z = torch.zeros_like(c)
-    if name.endswith("Y"):
-        return torch.complex(torch.stack([c, -s, s, c], -1), torch.stack([z, z, z, z], -1)).reshape(-1, 2, 2)
-    if name.endswith("X"):
-        re = torch.stack([c, z, z, c], -1)
-        im = torch.stack([z, -s, -s, z], -1)
-    else:
-        re = torch.stack([c, z, z, c], -1)
-        im = torch.stack([-s, z, z, s], -1)
-    return torch.complex(re, im).reshape(-1, 2, 2)
+# Every gate is K + cos(angle / 2) A + sin(angle / 2) B with constant K, A, B (the CNOT's A = B = 0),
+# in its wires' order, wire 0 the most significant: RX = c I - i s X, RY = c I - i s Y, RZ = c I - i s Z,
+# CR* = |0><0| (x) I + |1><1| (x) R*.
+_I2, _X = np.eye(2), np.array([[0, 1], [1, 0]])
+_MINUS_I_PAULI = {"X": -1j * _X, "Y": np.array([[0, -1], [1, 0]]), "Z": np.diag([-1j, 1j])}
+_P0, _P1 = np.diag([1.0, 0.0]), np.diag([0.0, 1.0])
+
+
+def _gate_terms(gate: Gate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, A, B) of ``gate``, each (2^g, 2^g) complex128."""
+    if gate.name == "CNOT":
+        return np.kron(_P0, _I2) + np.kron(_P1, _X), np.zeros((4, 4)), np.zeros((4, 4))
+    b = _MINUS_I_PAULI[gate.name[-1]]
+    if gate.name in ("RX", "RY", "RZ"):
+        return np.zeros((2, 2)), _I2, b
+    return np.kron(_P0, _I2), np.kron(_P1, _I2), np.kron(_P1, b)
 
 
 def gate_matrix(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
-    """Matrix of ``gate`` for each circuit: weights (C, n_weights) real -> (C, 2^g, 2^g) complex."""
+    """Matrix of ``gate`` for each circuit: weights (C, n_weights) real -> (C, 2^g, 2^g) complex,
+    K + cos(angle / 2) A + sin(angle / 2) B with the constants of :func:`_gate_terms`."""
     cdtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
-    if gate.name == "CNOT":
-        m = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=cdtype, device=weights.device)
-        return m.expand(weights.shape[0], 4, 4)
-    rot = _rotation(gate.name[-2:], gate.scale * weights[:, gate.weight])
-    if gate.name in ("RX", "RY", "RZ"):
-        return rot
-    c = weights.shape[0]
-    eye = torch.eye(2, dtype=cdtype, device=weights.device).expand(c, 2, 2)
-    zero = torch.zeros_like(eye)
-    return torch.cat([torch.cat([eye, zero], -1), torch.cat([zero, rot], -1)], -2)
+    k, a, b = (torch.from_numpy(t).to(device=weights.device, dtype=cdtype) for t in _gate_terms(gate))
+    if gate.weight is None:
+        return k.expand(weights.shape[0], *k.shape)
+    half = (gate.scale * 0.5 * weights[:, gate.weight])[:, None, None]
+    return k + torch.cos(half) * a + torch.sin(half) * b
 
 
 def apply(state: torch.Tensor, order: list[int], mat: torch.Tensor, qubits: tuple[int, ...]):
@@ -121,24 +120,6 @@ def embed(ops: list[tuple[torch.Tensor, tuple[int, ...]]], space: tuple[int, ...
         cols, order = apply(cols, order, mat, qubits)
     back = [0, 1] + [2 + order.index(q) for q in space]
     return cols.reshape(-1, d, *([2] * k)).permute(back).reshape(-1, d, d).transpose(-1, -2)
-
-
-# Every gate is K + cos(angle / 2) A + sin(angle / 2) B with constant K, A, B (the CNOT's A = B = 0),
-# in its wires' order, wire 0 the most significant: RX = c I - i s X, RY = c I - i s Y, RZ = c I - i s Z,
-# CR* = |0><0| (x) I + |1><1| (x) R*.
-_I2, _X = np.eye(2), np.array([[0, 1], [1, 0]])
-_MINUS_I_PAULI = {"X": -1j * _X, "Y": np.array([[0, -1], [1, 0]]), "Z": np.diag([-1j, 1j])}
-_P0, _P1 = np.diag([1.0, 0.0]), np.diag([0.0, 1.0])
-
-
-def _gate_terms(gate: Gate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(K, A, B) of ``gate``, each (2^g, 2^g) complex128."""
-    if gate.name == "CNOT":
-        return np.kron(_P0, _I2) + np.kron(_P1, _X), np.zeros((4, 4)), np.zeros((4, 4))
-    b = _MINUS_I_PAULI[gate.name[-1]]
-    if gate.name in ("RX", "RY", "RZ"):
-        return np.zeros((2, 2)), _I2, b
-    return np.kron(_P0, _I2), np.kron(_P1, _I2), np.kron(_P1, b)
 
 
 def _embed_const(m: np.ndarray, wires: tuple[int, ...], qubits: tuple[int, ...]) -> np.ndarray:
