@@ -2,6 +2,7 @@
 
     python scripts/bench_circuits.py                 # 512 circuits per call (one 1hqconv training step)
     python scripts/bench_circuits.py --batch 6272    # one quanv convolution (49 patches x 128 images)
+    python scripts/bench_circuits.py --batch 6272 --methods chain --no-pennylane   # quanv's chain stage only
 
 Prints, per ansatz and method, the median seconds of one call on ``--batch`` inputs (one set of
 weights) including the backward pass to inputs and weights, and microseconds per circuit.
@@ -25,6 +26,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-pennylane", action="store_true")
+    ap.add_argument("--methods", default="statevector,chain", help="our methods to time (comma-separated)")
     ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N] (PennyLane stays on the CPU)")
     args = ap.parse_args()
     dev = args.torch_device
@@ -33,7 +35,7 @@ def main() -> None:
     for ansatz, spec in ANSATZE.items():
         x = (torch.rand(1, args.batch, spec.n_qubits, device=dev) * 2 - 1).requires_grad_()
         w = torch.rand(1, spec.n_weights, device=dev).requires_grad_()
-        methods = ["statevector"] + (["chain"] if supports(ansatz) else [])
+        methods = [m for m in args.methods.split(",") if m != "chain" or supports(ansatz)]
         runs = {m: (lambda m=m, a=ansatz, x=x, w=w: simulate(a, x, w, method=m).sum().backward()) for m in methods}
         if not args.no_pennylane:
             xc, wc = x.detach().cpu().requires_grad_(), w.detach().cpu().requires_grad_()

@@ -6,7 +6,10 @@
     python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --b-precision bf16 \\
         --num 1000 --steps 50 --data-dir ../shared/data      # bf16 sampling against fp32, same weights
 
-Both models sample ``--num`` images with DDIM from the same seeds (same initial noise), so the paired
+    python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --steps 100 \
+        --b-sampler ddpm --b-steps 1000 --num 1000 --data-dir ../shared/data   # what DDIM-100 costs against DDPM-1000
+
+Both models sample ``--num`` images (a with DDIM, b with ``--b-sampler``) from the same seeds (same initial noise), so the paired
 bootstrap of FID(b) - FID(a) (the same resampled indices for both) is meaningful. The held-out loss is
 the P2-weighted epsilon MSE of each model's EMA weights on ``--loss-images`` test images, with the same
 timesteps and noise for both, in each model's sampling precision; its interval is a paired bootstrap over images. Scores use the
@@ -19,6 +22,7 @@ import argparse
 import json
 
 import torch
+from tqdm import tqdm
 
 from nisqdiff.data import load_images
 from nisqdiff.metrics import score_image_sets
@@ -46,6 +50,8 @@ def main() -> None:
     ap.add_argument("--a", required=True, help="reference model (checkpoint or pretrained folder)")
     ap.add_argument("--b", required=True, help="model compared with it")
     ap.add_argument("--b-precision", default="fp32", choices=("fp32", "bf16"), help="sampling precision of b (a: fp32)")
+    ap.add_argument("--b-sampler", default="ddim", choices=("ddim", "ddpm"), help="sampler of b (a: DDIM)")
+    ap.add_argument("--b-steps", type=int, default=None, help="sampling steps of b (default: --steps)")
     ap.add_argument("--num", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
@@ -64,10 +70,17 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed)
     boots = torch.stack([diff[torch.randint(len(diff), (len(diff),), generator=gen)].mean() for _ in range(args.bootstrap)])
     lo, hi = (2 * diff.mean() - boots.quantile(torch.tensor([0.975, 0.025]))).tolist()
-    images = {k: p(args.num, "ddim", args.steps, batch_size=250, seed=args.seed) for k, p in pipes.items()}
+    samplers = {"a": ("ddim", args.steps), "b": (args.b_sampler, args.b_steps or args.steps)}
+    for k, p in pipes.items():
+        p.check(args.num, *samplers[k], 0.0, 250, args.seed)  # before any sampling
+    b_steps = pipes["b"].steps_per_batch(*samplers["b"])  # DDPM runs all T steps
+    total = sum(p.steps_per_batch(*samplers[k]) for k, p in pipes.items()) * -(-args.num // 250)
+    with tqdm(total=total, desc="sampling", unit="step") as bar:
+        images = {k: p(args.num, *samplers[k], batch_size=250, seed=args.seed, progress=bar.update) for k, p in pipes.items()}
     real, _ = load_images(dataset, "train", args.data_dir, args.num_real)
     scores = score_image_sets(images, real, bootstrap=args.bootstrap, reference="a", seed=args.seed)
     result = {"a": args.a, "b": args.b, "b_precision": args.b_precision, "num": args.num, "steps": args.steps, "seed": args.seed,
+              "b_sampler": args.b_sampler, "b_steps": b_steps,
               "heldout_loss": {k: float(v.mean()) for k, v in losses.items()},
               "heldout_loss_b_minus_a": [float(diff.mean()), lo, hi],
               "scores": {k: {m: v for m, v in s.items() if m != "backbone"} for k, s in scores.items()},

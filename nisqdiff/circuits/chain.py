@@ -46,6 +46,12 @@ def _target_rotation(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
     return gate_matrix(gate, weights)[:, 2:, 2:]
 
 
+def _permute(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``t.permute(dims)`` made contiguous through a real view: torch 2.13's strided copy of a complex
+    tensor on CPU is 4-6x slower than the same bytes as float pairs (and so is its backward)."""
+    return torch.view_as_complex(torch.view_as_real(t).permute(*dims, t.dim()).contiguous())
+
+
 def _local(site: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
     """site (C, B, Dl, Dr, P) times a (C, P, P) matrix on its physical axis."""
     c, b, dl, dr, p = site.shape
@@ -63,9 +69,9 @@ def _controlled(sites: list, groups, where, ctrl: int, tgt: int, rot: torch.Tens
     c, b = ts.shape[:2]
     if s < t:  # the control bit becomes the fastest index of the s|t bond
         sites[s] = halves.reshape(c, b, ts.shape[2], ts.shape[3] * 2, -1)
-        sites[t] = pair.permute(0, 1, 2, 4, 3, 5).reshape(c, b, tt.shape[2] * 2, tt.shape[3], -1)
+        sites[t] = _permute(pair, (0, 1, 2, 4, 3, 5)).reshape(c, b, tt.shape[2] * 2, tt.shape[3], -1)
     else:
-        sites[s] = halves.permute(0, 1, 2, 4, 3, 5).reshape(c, b, ts.shape[2] * 2, ts.shape[3], -1)
+        sites[s] = _permute(halves, (0, 1, 2, 4, 3, 5)).reshape(c, b, ts.shape[2] * 2, ts.shape[3], -1)
         sites[t] = pair.reshape(c, b, tt.shape[2], tt.shape[3] * 2, -1)
 
 
@@ -79,10 +85,9 @@ def _env_product(site: torch.Tensor, env: torch.Tensor, side: str) -> torch.Tens
 
 def _overlap(a: torch.Tensor, b: torch.Tensor, keep: str) -> torch.Tensor:
     """sum over all but one bond of a * conj(b), for (C, B, L, R, P) tensors: (C, B, D, D)."""
+    if keep == "right":  # [r, r'] = sum_l (a[l] b[l]^H)[r, r'], batched over l: no transposed copies
+        return torch.matmul(a, b.conj().transpose(-1, -2)).sum(2)
     c, bb, dl, dr, p = a.shape
-    if keep == "right":  # [r, r'] = sum_{l, p} a[l, r, p] conj(b[l, r', p])
-        a, b = a.transpose(2, 3), b.transpose(2, 3)
-        dl, dr = dr, dl
     am, bm = a.reshape(c, bb, dl, dr * p), b.reshape(c, bb, dl, dr * p)
     return torch.matmul(am, bm.conj().transpose(-1, -2))
 
@@ -111,19 +116,32 @@ def _marginals(sites: list) -> list[torch.Tensor]:
 
 def _open_density(sites: list, groups, open_qubits: list[tuple[int, ...]]) -> torch.Tensor:
     """Reduced density matrix of the chosen qubits (``open_qubits[i]`` of site i, in group order):
-    (C, B, d, d) with d = 2^(number of open qubits), rows in site-then-group order."""
+    (C, B, d, d) with d = 2^(number of open qubits), rows in site-then-group order.
+
+    Site by site: the gram g[l, (r o), m, (s q)] = sum_x t[l, r, o, x] conj(t[m, s, q, x]) of the
+    site (o its open qubits, x the others), then acc[(l m), (I J)] contracted with g over both bonds
+    in one product; acc's rows are the bonds (ket, bra) to the right, its columns the open indices."""
     c, b = sites[0].shape[:2]
-    acc = torch.ones(c, b, 1, 1, 1, 1, dtype=sites[0].dtype, device=sites[0].device)  # (l, l', o, o')
+    n = c * b
+    acc = None  # (n, r, s, I, J)
     for site, group, opened in zip(sites, groups, open_qubits):
         k, dl, dr = len(group), site.shape[2], site.shape[3]
         keep = [group.index(q) for q in opened]
-        rest = [i for i in range(k) if i not in keep]
-        t = site.reshape(c, b, dl, dr, *([2] * k)).permute(0, 1, 2, 3, *(4 + i for i in keep + rest))
-        t = t.reshape(c, b, dl, dr, 2 ** len(keep), 2 ** len(rest))
-        x = torch.einsum("cblrox,cbmsqx->cblmrsoq", t, t.conj())
-        acc = torch.einsum("cblmij,cblmrsoq->cbrsiojq", acc, x)
-        d = acc.shape[-4] * acc.shape[-3]
-        acc = acc.reshape(c, b, dr, dr, d, d)
+        order = keep + [i for i in range(k) if i not in keep]
+        t = site.reshape(n, dl, dr, *([2] * k))
+        if order != list(range(k)):
+            t = _permute(t, (0, 1, 2, *(3 + i for i in order)))
+        o = 2 ** len(keep)
+        flat = t.reshape(n, dl * dr * o, -1)
+        g = torch.matmul(flat, flat.conj().transpose(-1, -2)).reshape(n, dl, dr * o, dl, dr * o)
+        if acc is None:  # dl = 1
+            acc = _permute(g.reshape(n, dr, o, dr, o), (0, 1, 3, 2, 4))
+            continue
+        di, dj = acc.shape[-2:]
+        lm = acc.reshape(n, dl * dl, di * dj).transpose(-1, -2)  # (n, IJ, lm)
+        gm = _permute(g, (0, 1, 3, 2, 4)).reshape(n, dl * dl, (dr * o) ** 2)  # (n, lm, (r o)(s q))
+        y = torch.matmul(lm, gm).reshape(n, di, dj, dr, o, dr, o)  # I J r o s q
+        acc = _permute(y, (0, 3, 5, 1, 4, 2, 6)).reshape(n, dr, dr, di * o, dj * o)
     return acc.reshape(c, b, acc.shape[-2], acc.shape[-1])
 
 
