@@ -4,7 +4,9 @@
     python scripts/bench_train.py --no-amp --archs classical,1hqconv --repeats 7
 
 Prints, per architecture, the median seconds of a training step (forward, backward, Adam, EMA
-update) and of a sampling forward (EMA model, no grad; fp32 and, as `sample --precision bf16`, bf16
+update) and its rate in GFLOP/s (the step's matmul and convolution FLOPs, forward and backward, as
+``torch.utils.flop_counter`` counts them; compare with the CPU's dense matmul rate in
+../shared/MEASUREMENTS.md) and of a sampling forward (EMA model, no grad; fp32 and, as `sample --precision bf16`, bf16
 autocast), each as a ratio to `classical` measured in the same run, and the time a 20-epoch run
 (9,375 steps) would take.
 """
@@ -63,8 +65,16 @@ def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: in
         with torch.no_grad(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             ema.model(xs, ts)
 
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as flops:  # matmuls and convolutions of one step, forward and backward
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            loss = diffusion.loss(model, x)
+        loss.backward()
+    opt.zero_grad(set_to_none=True)
     return {
         "arch": arch,
+        "train_gflop": flops.get_total_flops() / 1e9,
         "train_step_s": median_time(train_step, repeats),
         "sample_forward_s": median_time(lambda: sample_forward(False), repeats),
         "sample_bf16_s": median_time(lambda: sample_forward(True), repeats),
@@ -87,17 +97,18 @@ def main() -> None:
     rows = [bench(a, not args.no_amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device) for a in archs]
     base = rows[0]
     print(f"torch {torch.__version__}, {args.torch_device}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
-    print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'sample s':>9} {'ratio':>6} {'bf16 s':>7} {'ratio':>6} {'20 epochs':>10}")
+    print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'GFLOP/s':>8} {'sample s':>9} {'ratio':>6} {'bf16 s':>7} {'ratio':>6} {'20 epochs':>10}")
     for r in rows:
         r["train_ratio"] = r["train_step_s"] / base["train_step_s"]
         r["sample_ratio"] = r["sample_forward_s"] / base["sample_forward_s"]
         r["sample_bf16_ratio"] = r["sample_bf16_s"] / base["sample_bf16_s"]
         r["twenty_epochs_h"] = r["train_step_s"] * 9375 / 3600
+        r["train_gflop_per_s"] = r["train_gflop"] / r["train_step_s"]
         if args.json:
             print(json.dumps(r))
         else:
             print(
-                f"{r['arch']:<11} {r['train_step_s']:>8.3f} {r['train_ratio']:>5.2f}x {r['sample_forward_s']:>9.3f} "
+                f"{r['arch']:<11} {r['train_step_s']:>8.3f} {r['train_ratio']:>5.2f}x {r['train_gflop_per_s']:>8.1f} {r['sample_forward_s']:>9.3f} "
                 f"{r['sample_ratio']:>5.2f}x {r['sample_bf16_s']:>7.3f} {r['sample_bf16_ratio']:>5.2f}x {r['twenty_epochs_h']:>9.1f}h"
             )
 
