@@ -2,6 +2,8 @@
 
     python scripts/bench_train.py                     # all architectures, bf16 autocast as `nisqdiff train`
     python scripts/bench_train.py --no-amp --archs classical,1hqconv --repeats 7
+    python scripts/bench_train.py --archs classical --official ../Quantum-Hybrid-Diffusion-Models \
+        --official-python ../jax-env/bin/python     # also the official JAX code's step (scripts/bench_official.py)
 
 Prints, per architecture, the median seconds of a training step (forward, backward, Adam, EMA
 update) and its rate in GFLOP/s (the step's matmul and convolution FLOPs, forward and backward, as
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+from pathlib import Path
 import statistics
 import time
 
@@ -90,6 +95,8 @@ def main() -> None:
     ap.add_argument("--no-amp", action="store_true", help="fp32 throughout (training default is bf16 autocast)")
     ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--official", default=None, help="checkout of the official JAX code: time its classical step too")
+    ap.add_argument("--official-python", default=sys.executable, help="interpreter with jax/flax for --official")
     args = ap.parse_args()
     archs = args.archs.split(",")
     if "classical" not in archs:
@@ -111,6 +118,28 @@ def main() -> None:
                 f"{r['arch']:<11} {r['train_step_s']:>8.3f} {r['train_ratio']:>5.2f}x {r['train_gflop_per_s']:>8.1f} {r['sample_forward_s']:>9.3f} "
                 f"{r['sample_ratio']:>5.2f}x {r['sample_bf16_s']:>7.3f} {r['sample_bf16_ratio']:>5.2f}x {r['twenty_epochs_h']:>9.1f}h"
             )
+    if args.official:
+        official(args, base)
+
+
+def official(args, base: dict) -> None:
+    """Run scripts/bench_official.py in ``--official-python`` and print its classical figures beside ours."""
+    script = Path(__file__).with_name("bench_official.py")
+    cmd = [args.official_python, str(script), "--official", args.official, "--repeats", str(args.repeats),
+           "--sample-batch", str(args.sample_batch)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"official JAX code: not run ({last})")
+        return
+    o = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps({"official": o}))
+        return
+    print(f"official JAX code (jax {o['jax']}, batch {o['batch']}): classical step {o['train_step_s']:.3f} s "
+          f"(compile {o['train_compile_s']:.0f} s), ours {base['train_step_s'] / o['train_step_s']:.2f}x of it; "
+          f"sampling forward {o['sample_forward_s']:.3f} s, ours fp32 {base['sample_forward_s'] / o['sample_forward_s']:.2f}x, "
+          f"bf16 {base['sample_bf16_s'] / o['sample_forward_s']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
