@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py                     # all architectures, bf16 autocast as `nisqdiff train`
     python scripts/bench_train.py --no-amp --archs classical,1hqconv --repeats 7
-    python scripts/bench_train.py --archs classical --official ../Quantum-Hybrid-Diffusion-Models \
+    python scripts/bench_train.py --archs classical --official ../Quantum-Hybrid-Diffusion-Models \\
         --official-python ../jax-env/bin/python     # also the official JAX code's step (scripts/bench_official.py)
 
 Prints, per architecture, the median seconds of a training step (forward, backward, Adam, EMA
@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
-from pathlib import Path
-import statistics
 import time
+from pathlib import Path
 
 import torch
 

@@ -6,8 +6,8 @@
     python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --b-precision bf16 \\
         --num 1000 --steps 50 --data-dir ../shared/data      # bf16 sampling against fp32, same weights
 
-    python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --steps 100 \
-        --b-sampler ddpm --b-steps 1000 --num 1000 --data-dir ../shared/data   # what DDIM-100 costs against DDPM-1000
+    python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --steps 100 \\
+        --b-sampler ddpm --num 1000 --data-dir ../shared/data   # DDIM-100 against DDPM (all 1,000 steps)
 
 Both models sample ``--num`` images (a with DDIM, b with ``--b-sampler``) from the same seeds (same initial noise), so the paired
 bootstrap of FID(b) - FID(a) (the same resampled indices for both) is meaningful. The held-out loss is
