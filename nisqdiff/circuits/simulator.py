@@ -80,11 +80,17 @@ def _gate_terms(gate: Gate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.kron(_P0, _I2), np.kron(_P1, _I2), np.kron(_P1, b)
 
 
+@lru_cache(maxsize=None)
+def _gate_tensors(gate: Gate, cdtype: torch.dtype, torch_device: str) -> tuple[torch.Tensor, ...]:
+    """:func:`_gate_terms` as tensors, made once per gate, dtype and device (the chain asks every pass)."""
+    return tuple(torch.from_numpy(t).to(device=torch_device, dtype=cdtype) for t in _gate_terms(gate))
+
+
 def gate_matrix(gate: Gate, weights: torch.Tensor) -> torch.Tensor:
     """Matrix of ``gate`` for each circuit: weights (C, n_weights) real -> (C, 2^g, 2^g) complex,
     K + cos(angle / 2) A + sin(angle / 2) B with the constants of :func:`_gate_terms`."""
     cdtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
-    k, a, b = (torch.from_numpy(t).to(device=weights.device, dtype=cdtype) for t in _gate_terms(gate))
+    k, a, b = _gate_tensors(gate, cdtype, str(weights.device))
     if gate.weight is None:
         return k.expand(weights.shape[0], *k.shape)
     half = (gate.scale * 0.5 * weights[:, gate.weight])[:, None, None]
