@@ -250,9 +250,14 @@ def evaluate_study(out: Path, study: dict, pipe, data_dir, num_real: int, backbo
     return result
 
 
+def pixel_rmse_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) root-mean-square pixel difference of each image pair of (N, ...) sets (pixels in [-1, 1])."""
+    return (a - b).square().flatten(1).mean(1).sqrt()
+
+
 def pixel_rmse(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean over images of the per-image root-mean-square pixel difference (pixels in [-1, 1])."""
-    return float((a - b).square().flatten(1).mean(1).sqrt().mean())
+    """Mean over images of :func:`pixel_rmse_per_image`."""
+    return float(pixel_rmse_per_image(a, b).mean())
 
 
 def circuit_table(unet, calibrations: set[str]) -> list[dict]:

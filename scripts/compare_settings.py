@@ -23,7 +23,7 @@ from nisqdiff.data import load_images
 from nisqdiff.metrics import score_image_sets
 from nisqdiff.errors import StudyError
 from nisqdiff.files import read_json
-from nisqdiff.study import FORMAT, complete_settings, describe_setting, load_batches
+from nisqdiff.study import FORMAT, complete_settings, describe_setting, load_batches, pixel_rmse_per_image
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     scores = score_image_sets(fakes, real, "classifier", ident["dataset"], bootstrap=args.bootstrap,
                               reference=args.a, seed=ident["seed"])  # fmt: skip
 
-    rmse = {k: (images[k] - images[noiseless]).square().flatten(1).mean(1).sqrt() for k in fakes}  # (N,) each
+    rmse = {k: pixel_rmse_per_image(images[k], images[noiseless]) for k in fakes}  # (N,) each
     diff = rmse[args.b] - rmse[args.a]
     gen = torch.Generator().manual_seed(ident["seed"])
     idx = torch.randint(len(diff), (args.bootstrap, len(diff)), generator=gen)
