@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict
 import platform
 from pathlib import Path
@@ -81,7 +82,10 @@ def load_checkpoint(path: str | os.PathLike, expect_arch: str | None = None) -> 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {reason(exc)}") from exc
+        # torch's own text for a file that is not its zip archive (a bare opcode, or advice to pass
+        # weights_only=False) misleads here
+        why = "not a file torch.save wrote" if not zipfile.is_zipfile(path) else reason(exc)
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt ({why})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a nisqdiff checkpoint (expected format {FORMAT})")
     missing = [k for k in ("arch", "config", "model", "ema") if k not in ckpt]

@@ -15,7 +15,9 @@ class NisqdiffError(Exception):
 def reason(exc: BaseException, limit: int = 160) -> str:
     """The first line of a third-party exception's message, cut to ``limit`` characters, for a one-line
     error that names the file and quotes why a library could not read it."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if not any(ch.isalpha() for ch in text) or isinstance(exc, (KeyError, IndexError)):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__  # a bare key or number says nothing alone
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -137,7 +137,7 @@ CASES = [
     ("sample --checkpoint {ckpt} --device pennylane --backend fake_torino", "--backend does not apply"),
     ("sample --resume {folder}", "no run manifest"),
     ("sample --resume {folder} --device shots", "drop --device"),
-    ("sample --checkpoint {text}", "unreadable or corrupt"),
+    ("sample --checkpoint {text}", "unreadable or corrupt (not a file torch.save wrote)"),
     ("sample --checkpoint nowhere.pt", "checkpoint nowhere.pt does not exist"),
     ("sample --checkpoint {ckpt} --arch 1hqconv", "expected '1hqconv'"),
     ("sample --checkpoint {ckpt} --out {text}", "is not a folder"),
@@ -264,3 +264,11 @@ def test_there_are_at_least_60_cases_across_every_command():
     commands = {c.split()[0] + (" " + c.split()[1] if c.split()[0] in ("calibration", "devices") else "") for c, _ in CASES}
     assert len(CASES) >= 60
     assert {"train", "sample", "evaluate", "report", "export", "calibration pull", "calibration show", "devices inspect"} <= commands
+
+
+def test_a_bare_library_message_is_named_by_its_exception_type():
+    from nisqdiff.errors import reason
+
+    assert reason(KeyError(105)) == "KeyError: 105"  # what torch.load raised for a two-byte text file
+    assert reason(OSError("disk full")) == "disk full"
+    assert reason(RuntimeError()) == "RuntimeError"
