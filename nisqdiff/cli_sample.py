@@ -1,5 +1,5 @@
-"""``nisqdiff sample``: generate images on any device; on ``ibm`` with a dry run, a QPU budget, the
-runtime's primitives and options, a run manifest and ``--resume`` (:mod:`nisqdiff.device_runs`,
+"""``nisqdiff sample``: generate images on any device, with a run manifest and ``--resume``; on ``ibm``
+with a dry run, a QPU budget and the runtime's primitives and options (:mod:`nisqdiff.device_runs`,
 :mod:`nisqdiff.qpu_plan`)."""
 
 from __future__ import annotations
@@ -67,16 +67,16 @@ def sample(
     job_timeout: Optional[float] = typer.Option(None, help="device ibm: seconds to wait for one job [default 3600]"),
     budget: Optional[float] = typer.Option(None, help="device ibm: refuse a run whose QPU time estimate exceeds this many seconds"),
     dry_run: bool = typer.Option(False, help="device ibm: print what would be submitted and the QPU time estimate"),
-    resume: Optional[Path] = typer.Option(None, help="device ibm: continue the run in this folder (its manifest's settings)"),
+    resume: Optional[Path] = typer.Option(None, help="continue the interrupted run in this folder (its manifest's settings)"),
     torch_device: str = typer.Option("cpu", help="torch device for the classical layers, the simulator and the emulator"),
-    overwrite: bool = typer.Option(False, help="replace samples already in --out"),
+    overwrite: bool = typer.Option(False, help="replace the samples (or an unfinished local run) already in --out"),
     distributed: bool = typer.Option(False, help="one of torchrun's processes: the batches split over them, gathered on rank 0"),
     noise_source: str = typer.Option("pseudo", help="the sampling noise: pseudo (torch) or pool:POOL (`nisqdiff qrng`)"),
     precision: str = typer.Option("fp32", help="fp32, or bf16: the classical layers under bf16 autocast (docs/performance.md)"),
 ):
-    """Generate images with the EMA weights; writes samples.pt, samples.png and samples.json (and, on
-    device ibm, manifest.json with every job id as it is submitted)."""
-    from .device_runs import SampleRun, execute, open_run
+    """Generate images with the EMA weights; writes samples.pt, samples.png, samples.json and manifest.json
+    (the run's settings; on device ibm also every job id as it is submitted); --resume continues an interrupted run."""
+    from .device_runs import SampleRun, drop_batches, execute, open_run
     from .devices import IBMDevice, load_profile
     from .devices.runtime import parse_option
     from .devices.zne import parse_factors
@@ -95,7 +95,7 @@ def sample(
         out = resume
     else:
         if checkpoint is None:
-            raise_usage("--checkpoint is required (or --resume DIR of an earlier device run)")
+            raise_usage("--checkpoint is required (or --resume DIR of an earlier sampling run)")
         if m3 and mitigate_readout:
             raise_usage("--m3 and --mitigate-readout are two readout mitigations; choose one")
         if zne_extrapolator is not None and zne is None and not load_profile(device).get("zne"):
@@ -112,7 +112,7 @@ def sample(
             options["torch_device"] = torch_device  # the emulator runs its trajectories there too
         run = SampleRun(str(checkpoint), num, sampler, steps, eta, seed, batch_size, device, options, torch_device, noise_source,
                         precision)
-    run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch)
+    run, pipe, qdevice, manifest = open_run(run, out, resume, expect_arch=arch, overwrite=overwrite)
     is_ibm = isinstance(qdevice, IBMDevice)
     for flag, value in (("--dry-run", dry_run), ("--budget", budget)):
         if value and not is_ibm:
@@ -146,6 +146,7 @@ def sample(
             atomic_save({"images": images, "meta": meta}, out / "samples.pt")
             save_grid(images[:64], out / "samples.png")
             atomic_write_text(out / "samples.json", json.dumps(meta, indent=2) + "\n")
+            drop_batches(out)
     finally:
         if dist is not None:
             dist.close()

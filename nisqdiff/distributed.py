@@ -101,6 +101,8 @@ def my_batches(num: int, batch_size: int, dist: Dist) -> list[int]:
 def gather_images(images: torch.Tensor, meta: dict, num: int, batch_size: int, dist: Dist) -> tuple[torch.Tensor, dict] | None:
     """On rank 0: every rank's images (its batches, in order) put back in batch order (num, ...), and the
     metadata with the device counts summed over ranks and ``distributed`` (the world size); None elsewhere."""
+    from .circuits import merge_summaries
+
     parts = dist.gather((my_batches(num, batch_size, dist), images.cpu(), meta["device"]))
     if not dist.main:
         return None
@@ -108,10 +110,5 @@ def gather_images(images: torch.Tensor, meta: dict, num: int, batch_size: int, d
     for batches, imgs, _ in parts:
         sizes = [min(batch_size, num - b * batch_size) for b in batches]
         by_batch.update(zip(batches, torch.split(imgs, sizes)))
-    devices = [d for _, _, d in parts]
-    total = dict(meta["device"])
-    for key in ("device_calls", "circuit_executions", "device_seconds"):
-        total[key] = sum(d[key] for d in devices)
-    total["max_stderr"] = max(d["max_stderr"] for d in devices)
-    total["mean_stderr"] = sum(d["mean_stderr"] * d["device_calls"] for d in devices) / max(total["device_calls"], 1)
+    total = merge_summaries([d for _, _, d in parts], meta["device"])
     return torch.cat([by_batch[b] for b in sorted(by_batch)]), {**meta, "device": total, "distributed": {"world": dist.world}}

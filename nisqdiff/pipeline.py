@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .circuits import CircuitExecutor, ExactSimulator, ExecutionLog
+from .circuits import CircuitExecutor, ExactSimulator, ExecutionLog, merge_summaries
 from .cost import CostWatch, watch_device
 from .diffusion import GaussianDiffusion, ScheduleConfig
 from .errors import UsageError
@@ -171,13 +171,15 @@ class DiffusionPipeline:
 
     def generate(self, num: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0, batch_size: int = 256,
                  seed: int = 0, torch_device: str = "cpu", show_progress: bool = True,
-                 batches: list[int] | None = None) -> tuple[torch.Tensor, dict]:  # fmt: skip
+                 batches: list[int] | None = None, on_batch=None) -> tuple[torch.Tensor, dict]:  # fmt: skip
         """:meth:`__call__` under a tqdm bar, with the run's metadata: the model's source, the sampling
         settings and the executor's summary (calls, executions, seconds, standard errors). A device
         runs under :class:`~nisqdiff.cost.CostWatch` (a bar over its calls; a wall-time estimate and a
         faster equivalent device on stderr when the run looks long). The executor is reseeded before
         each batch b with ``call_seed(its seed, b)``, so batch b's images do not depend on which other
-        batches run (``batches``: only these, in this order; one rank's share of a distributed run)."""
+        batches run (``batches``: only these, in this order; one rank's share of a distributed run).
+        ``on_batch(b, images, device_summary, seconds)`` is called as each batch finishes (what
+        :func:`nisqdiff.device_runs.execute` keeps for ``--resume``)."""
         from tqdm import tqdm
 
         from .devices.base import call_seed
@@ -186,18 +188,22 @@ class DiffusionPipeline:
         todo = list(range(-(-num // max(batch_size, 1)))) if batches is None else list(batches)
         device_seed = getattr(self.executor, "seed", 0)
         watch = watch_device(self.executor, self.unet, num, per_batch, batch_size, show_progress)
-        log = ExecutionLog(watch)
-        self.unet.set_executor(log)
         t0 = time.time()
+        logs = []
         try:
             with tqdm(total=per_batch * len(todo), desc=f"sample {self.arch} {sampler}", unit="step",
                       disable=not show_progress) as bar:  # fmt: skip
                 parts = []
                 for b in todo:
+                    t_batch, log = time.time(), ExecutionLog(watch)
+                    self.unet.set_executor(log)
                     log.reseed(call_seed(device_seed, b))
                     parts.append(self(num, sampler, steps, eta, batch_size, seed, torch_device, bar.update, [b]))
+                    logs.append(log.summary())
+                    if on_batch is not None:
+                        on_batch(b, parts[-1], logs[-1], time.time() - t_batch)
                 images = torch.cat(parts) if parts else torch.zeros(0, *self.image_shape)
-            log.reseed(device_seed)  # the settings recorded name the run's seed
+            watch.reseed(device_seed)  # the settings recorded name the run's seed
         finally:
             self.unet.set_executor(self.executor)
             if isinstance(watch, CostWatch):
@@ -214,7 +220,7 @@ class DiffusionPipeline:
             "batch_size": batch_size,
             "seed": seed,
             "precision": self.precision,
-            "device": log.summary(),
+            "device": merge_summaries(logs, ExecutionLog(watch).summary()),
             "wall_time_s": round(time.time() - t0, 2),
         }
         return images, meta

@@ -134,7 +134,7 @@ def test_ibm_errors(ibm_run, tmp_path):
         (["--backend", "ibm_sherbrooke"], "no IBM Quantum account"),
         (["--backend", "fake_nowhere"], "unknown fake backend 'fake_nowhere'; valid: fake_algiers"),
         (["--backend", "fake_manila"], "backend 'fake_manila' has 5 qubits; the circuits need 12"),
-        (["--backend", BACKEND, "--out", str(full)], "continue that run with --resume"),
+        (["--backend", BACKEND, "--out", str(full)], "holds a finished sampling run, or choose another --out"),
         (["--backend", BACKEND, "--execution-mode", "dedicated"], "valid: auto, session, batch, job"),
     ]:
         res = runner.invoke(app, ["sample", "--checkpoint", str(ckpt), "--device", "ibm", "--out", str(tmp_path / "x"), *args])

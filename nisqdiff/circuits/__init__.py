@@ -12,7 +12,7 @@ import torch
 from .ansatz import ANSATZE, AnsatzSpec, Gate, gates, get_spec
 from .chain import chain_probabilities, simulate_chain, supports
 from .simulator import simulate_statevector, statevector_probabilities
-from .executor import CircuitExecutor, ExactSimulator, ExecutionLog, ExpvalResult
+from .executor import CircuitExecutor, ExactSimulator, ExecutionLog, ExpvalResult, merge_summaries
 
 METHODS = ("auto", "statevector", "chain")
 
@@ -77,6 +77,7 @@ __all__ = [
     "CircuitExecutor",
     "ExactSimulator",
     "ExecutionLog",
+    "merge_summaries",
     "ExpvalResult",
     "Gate",
     "expval",

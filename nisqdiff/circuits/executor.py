@@ -138,3 +138,17 @@ class ExecutionLog(Wrapper):
             "max_stderr": self.max_stderr,
             "mean_stderr": self.stderr_sum / max(self.calls, 1),
         }
+
+
+def merge_summaries(summaries: list[dict], settings: dict) -> dict:
+    """One :meth:`ExecutionLog.summary` of several runs (batches, ranks, resumed invocations): ``settings``'
+    device settings with the counts summed, the largest max_stderr and the call-weighted mean_stderr."""
+    calls = sum(s["device_calls"] for s in summaries)
+    return {
+        **settings,
+        "device_calls": calls,
+        "circuit_executions": sum(s["circuit_executions"] for s in summaries),
+        "device_seconds": round(sum(s["device_seconds"] for s in summaries), 3),
+        "max_stderr": max((s["max_stderr"] for s in summaries), default=0.0),
+        "mean_stderr": sum(s["mean_stderr"] * s["device_calls"] for s in summaries) / max(calls, 1),
+    }

@@ -54,7 +54,7 @@ class RunManifest:
         """The manifest in ``directory``; ``DeviceError`` if there is none or it is not one."""
         path = Path(directory) / "manifest.json"
         if not path.is_file():
-            raise DeviceError(f"no run manifest at {path}: --resume needs the --out folder of an earlier device run")
+            raise DeviceError(f"no run manifest at {path}: --resume needs the --out folder of an earlier sampling run")
         return cls(directory, read_json(path, DeviceError, "device-run manifest", cls.FORMAT))
 
     def save(self) -> None:
