@@ -1,31 +1,87 @@
 #!/usr/bin/env bash
-# The paper's whole protocol (De Falco et al. 2024, section 4): every architecture for 20 epochs on MNIST and
-# Fashion-MNIST, 7,000 DDPM samples each evaluated against the training set, and transfer learning
-# (classical 19 + 1FQConv 1 on MNIST, 18 + 2 on Fashion-MNIST, with the classical-to-classical control).
-# Needs days on a 2-core CPU (docs/performance.md); meant for a machine that has the time or a GPU.
-#   DATA=../shared/data OUT=runs/paper bash scripts/paper_protocol.sh
+# The paper's protocol (De Falco et al. 2024, section 4) as docs/reproduction.md runs it, on MNIST: every
+# architecture for 20 epochs, the classical one with three seeds, transfer learning (classical 19 epochs, then
+# 1FQConv for 1 epoch, with the classical-to-classical 19 + 1 control), 7,000 DDIM-100 images per model scored
+# against the training set (classifier backbone, 95% bootstrap interval of FID), and for every hybrid the
+# circuit-influence table and FID with every circuit output replaced by 0 against its noiseless FID, paired.
+#
+# Every stage resumes: run the same line again after an interruption (a training continues from its last
+# epoch, a sampling run from its last finished batch; finished stages are skipped). Days on a 2-core CPU
+# (docs/performance.md); two runs side by side with THREADS=1 use both cores best.
+#   DATA=../shared/data OUT=runs/protocol RUNS="classical-s2 1hqconv-s0" bash scripts/paper_protocol.sh
+#   STAGES="sample evaluate" RUNS=classical-s0 bash scripts/paper_protocol.sh
+# RUNS: ARCH-sSEED names (or transfer-1fqconv-s1 / transfer-classical-s1: 1 epoch from classical-s1 at
+# epoch 19, which trains classical-s1 to 19 epochs first and keeps that checkpoint as classical-s1-19.pt).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
-OUT=${OUT:-runs/paper}
-SAMPLER=${SAMPLER:-ddpm}
+OUT=${OUT:-runs/protocol}
+DATASET=${DATASET:-mnist}
+THREADS=${THREADS:-1}
 NUM=${NUM:-7000}
-ARCHS=${ARCHS:-"classical 1hqconv 7hqconv fullhqconv 1fqconv 7fqconv fullfqconv quanv"}
+STEPS=${STEPS:-100}
+STUDY_NUM=${STUDY_NUM:-1000}  # images per setting of the depolarized comparison (DDIM-20)
+STAGES=${STAGES:-"train sample evaluate influence"}
+export OMP_NUM_THREADS=$THREADS  # sample, evaluate and report take torch's thread count from it
+RUNS=${RUNS:-"classical-s0 classical-s1 classical-s2 1hqconv-s0 7hqconv-s0 fullhqconv-s0 quanv-s0 transfer-1fqconv-s1 transfer-classical-s1"}
 
-train_eval() {  # dataset run-name train-args...
-  local ds=$1 name=$2; shift 2
-  local dir="$OUT/$ds/$name"
-  if [ -f "$dir/checkpoint.pt" ]; then resume=--resume; else resume=; fi
-  nisqdiff train --dataset "$ds" --data-dir "$DATA" --out "$dir" $resume "$@"
-  nisqdiff evaluate --checkpoint "$dir/checkpoint.pt" --num "$NUM" --sampler "$SAMPLER" --data-dir "$DATA" \
-    --out "$dir/metrics_eval.json"
+has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
+
+train() {  # folder epochs train-args...
+  local dir=$1 epochs=$2; shift 2
+  if [ -f "$dir/checkpoint.pt" ]; then
+    nisqdiff train --resume --epochs "$epochs" --threads "$THREADS" --data-dir "$DATA" --out "$dir"
+  else
+    rm -rf "$dir"  # a run killed before its first checkpoint: start it again
+    nisqdiff train --dataset "$DATASET" --epochs "$epochs" --threads "$THREADS" --data-dir "$DATA" --out "$dir" "$@"
+  fi
 }
 
-for ds in mnist fashion-mnist; do
-  for arch in $ARCHS; do
-    train_eval "$ds" "$arch" --arch "$arch" --epochs 20
-  done
-  if [ "$ds" = mnist ]; then pre=19; post=1; else pre=18; post=2; fi
-  train_eval "$ds" "classical-$pre" --arch classical --epochs "$pre"
-  train_eval "$ds" "transfer-1fqconv-$pre+$post" --arch 1fqconv --epochs "$post" --init-from "$OUT/$ds/classical-$pre/checkpoint.pt"
-  train_eval "$ds" "transfer-classical-$pre+$post" --arch classical --epochs "$post" --init-from "$OUT/$ds/classical-$pre/checkpoint.pt"
+classical_at_19() {  # seed: classical-sSEED trained to epoch 19 and that checkpoint kept, for transfer learning
+  local dir="$OUT/$DATASET-classical-s$1"
+  if [ ! -f "$dir-19.pt" ]; then
+    train "$dir" 19 --arch classical --seed "$1"
+    cp "$dir/checkpoint.pt" "$dir-19.pt.tmp" && mv "$dir-19.pt.tmp" "$dir-19.pt"
+  fi
+}
+
+for run in $RUNS; do
+  dir="$OUT/$DATASET-$run"
+  seed=${run##*-s}
+  base=${run%-s*}
+  if has_stage train; then
+    case $base in
+      transfer-*)
+        classical_at_19 "$seed"
+        train "$dir" 1 --arch "${base#transfer-}" --seed "$seed" --init-from "$OUT/$DATASET-classical-s$seed-19.pt" ;;
+      classical)
+        if [ "$seed" = 1 ]; then classical_at_19 1; fi
+        train "$dir" 20 --arch classical --seed "$seed" ;;
+      *) train "$dir" 20 --arch "$base" --seed "$seed" ;;
+    esac
+  fi
+  samples="$dir/eval-ddim$STEPS"
+  if has_stage sample && [ ! -f "$samples/samples.pt" ]; then
+    if [ -f "$samples/manifest.json" ]; then
+      nisqdiff sample --resume "$samples"
+    else
+      nisqdiff sample --checkpoint "$dir/checkpoint.pt" --num "$NUM" --sampler ddim --steps "$STEPS" --out "$samples"
+    fi
+  fi
+  if has_stage evaluate && [ ! -f "$samples/metrics.json" ]; then
+    nisqdiff evaluate --samples "$samples/samples.pt" --bootstrap 100 --data-dir "$DATA" --out "$samples/metrics.json"
+  fi
+  hybrid=$(python -c "from nisqdiff.models import build_model; print(int(bool(build_model('${base#transfer-}').circuits())))")
+  if has_stage influence && [ "$hybrid" = 1 ]; then
+    if [ ! -f "$dir/circuit_influence.txt" ]; then
+      python scripts/circuit_influence.py --checkpoint "$dir/checkpoint.pt" --data-dir "$DATA" > "$dir/circuit_influence.txt.tmp"
+      mv "$dir/circuit_influence.txt.tmp" "$dir/circuit_influence.txt"
+    fi
+    # FID without the circuits against with them: the same seeds, DDIM-20 (a study resumes by itself)
+    if [ ! -f "$dir/depolarized/noiseless-vs-depolarized.json" ]; then
+      nisqdiff report --checkpoint "$dir/checkpoint.pt" --devices noiseless,depolarized --num "$STUDY_NUM" --steps 20 \
+        --data-dir "$DATA" --out "$dir/depolarized"
+      python scripts/compare_settings.py --study "$dir/depolarized" --a noiseless --b depolarized --data-dir "$DATA" \
+        --out "$dir/depolarized/noiseless-vs-depolarized.json"
+    fi
+  fi
 done
