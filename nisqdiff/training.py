@@ -295,7 +295,7 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
     perm_cache: dict = {}
     t0 = time.time() - wall_offset
     losses: list[float] = []
-    record: dict = {}
+    record: dict = (ckpt.get("metrics") or {}) if ckpt is not None else {}  # a finished run resumed: its last record
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}", disable=not (show_progress and main), unit="step")
     last_tick = time.time()
     model.train()

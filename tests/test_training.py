@@ -48,8 +48,9 @@ def test_resume_equals_uninterrupted(data_dir, tmp_path):
         assert torch.equal(pa["exp_avg"], pb["exp_avg"])
     lines = [json.loads(x) for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [3, 4, 6]
-    # --resume without a new target keeps the run's own (6 steps): nothing left to do
-    assert train(_cfg(epochs=None, max_steps=None), tmp_path / "split", data_dir, resume=True, show_progress=False) == {}
+    # --resume without a new target keeps the run's own (6 steps): nothing left to do; it returns the last record
+    done = train(_cfg(epochs=None, max_steps=None), tmp_path / "split", data_dir, resume=True, show_progress=False)
+    assert done == lines[-1]
     assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 6
 
 
