@@ -68,7 +68,9 @@ def models(
         return
     typer.echo(f"{'name':<22} {'arch':<12} {'dataset':<9} {'epochs':>6} {'seed':>4} {'MB':>5}  metrics")
     for r in rows:
-        metrics = ", ".join(f"{k} {v}" for k, v in r["metrics"].items()) or "not measured yet"
+        m = r["metrics"]
+        metrics = (f"FID[{m.get('backbone')}] {m['fid']:.2f}" + (" [{:.2f}, {:.2f}]".format(*m["fid_95ci"]) if m.get("fid_95ci") else "")
+                   + f", {m.get('images')} images, {m.get('sampler')}") if "fid" in m else "not measured yet"  # fmt: skip
         typer.echo(f"{r['name']:<22} {r['arch']:<12} {r['dataset']:<9} {r['epochs']:>6g} {r['seed']:>4} {r['bytes'] / 1e6:>5.1f}  {metrics}")
     typer.echo("use a name wherever a model is asked for, e.g. nisqdiff sample --checkpoint NAME; `nisqdiff models NAME` prints its card.")
 

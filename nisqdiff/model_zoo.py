@@ -75,15 +75,16 @@ def card(name: str) -> dict:
 
 
 def describe() -> list[dict]:
-    """One row per zoo model: name, arch, dataset, epochs, step, seed, size in bytes, and the headline
-    metrics its card records (``metrics`` of ``card.json``, or {} where none is measured)."""
+    """One row per zoo model: name, arch, dataset, epochs (the card's: a transfer run's 19 + 1 is 20), step,
+    seed, size in bytes, and the metrics its card records (``metrics`` of ``card.json``, or {} where none
+    is measured)."""
     rows = []
     for name in names():
         path = ZOO_DIR / name
         config = json.loads((path / "config.json").read_text())
         training = config.get("training", {})
         rows.append({"name": name, "arch": config.get("arch"), "dataset": training.get("dataset"),
-                     "epochs": training.get("epochs"), "step": config.get("provenance", {}).get("step"),
+                     "epochs": card(name).get("epochs", training.get("epochs")), "step": config.get("provenance", {}).get("step"),
                      "seed": training.get("seed"), "bytes": (path / "model.safetensors").stat().st_size,
                      "metrics": card(name).get("metrics", {})})  # fmt: skip
     return rows

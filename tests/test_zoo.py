@@ -22,6 +22,8 @@ def test_the_shipped_models_load_by_name_and_are_listed():
     assert all(r["bytes"] < 3_000_000 for r in rows)  # EMA weights only
     card = json.loads(CliRunner().invoke(app, ["models", "mnist-classical"]).output)
     assert card["seed"] == 0 and card["epochs"] == 20 and "command" in card
+    table = CliRunner().invoke(app, ["models"]).output
+    assert f"FID[classifier] {card['metrics']['fid']:.2f} [{card['metrics']['fid_95ci'][0]:.2f}," in table
 
 
 def test_sampling_from_a_zoo_name(tmp_path):
