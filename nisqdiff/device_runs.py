@@ -85,7 +85,7 @@ def open_run(run: SampleRun | None, out: Path, resume: Path | None = None, expec
     if is_ibm:
         run.batch_size = run.num  # one PUB per circuit with every image: jobs = stages x steps
     if manifest is None and (out / "manifest.json").exists() and (is_ibm or not overwrite):
-        finished = RunManifest.load(out).data.get("status") == "done"
+        finished = RunManifest.load(out).data.get("status") == "done" and (out / "samples.pt").exists()
         how = "" if is_ibm else " or pass --overwrite to replace it"
         if finished:
             raise UsageError(f"{out} holds a finished sampling run{how}, or choose another --out")
