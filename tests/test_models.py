@@ -93,8 +93,9 @@ def test_reassociated_attention_equals_the_literal_one():
     from nisqdiff.models.layers import LinearAttention
 
     torch.manual_seed(0)
-    for c, size, n in ((10, 7, 3), (20, 5, 37)):  # 37 images: more than one chunk, a short last one
+    for c, size, n, positions in ((10, 7, 3, 3136), (20, 5, 37, 400)):  # 37 images in chunks of 16, 16, 5
         m = LinearAttention(c).double()
+        m.chunk_positions = positions
         with torch.no_grad():
             for p in m.parameters():
                 p.add_(0.3 * torch.randn_like(p))
