@@ -35,12 +35,17 @@ NOTE = "classifier-backbone values, not Inception: compare orderings with the pa
 def from_checkpoint(run: Path) -> dict:
     ckpt = load_checkpoint(run / "checkpoint.pt")
     cfg, record = ckpt["config"], ckpt.get("metrics") or {}
+    epochs, before = record.get("epoch"), None
+    if cfg.get("init_from") and Path(cfg["init_from"]).is_file():  # transfer learning: count the classical epochs too
+        before = (load_checkpoint(cfg["init_from"]).get("metrics") or {}).get("epoch")
+        epochs = round(before + epochs, 2) if before is not None and epochs is not None else epochs
     return {
         "command": ckpt.get("command"),
         "arch": ckpt["arch"],
         "dataset": cfg["dataset"],
         "seed": cfg["seed"],
-        "epochs": record.get("epoch"),
+        "epochs": epochs,
+        "epochs_of_init_from": before,
         "steps": ckpt["step"],
         "batch_size": cfg["batch_size"],
         "precision": "bf16 autocast (the default), fp32 weights" if cfg.get("amp", True) else "fp32 (--no-amp)",
@@ -124,8 +129,9 @@ def main() -> None:
         card["depolarized"] = from_depolarized(args.depolarized)
     missing = [k for k, v in (("metrics", card.get("metrics")), ("depolarized", card.get("depolarized"))) if not v]
     card["not_measured"] = ", ".join(missing + ["Inception metrics (no InceptionV3 weights here)"])
+    card = {k: v for k, v in card.items() if v is not None}
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
-    print(f"{card_path}: {', '.join(k for k in card if card[k] is not None)}")
+    print(f"{card_path}: {', '.join(card)}")
 
 
 if __name__ == "__main__":
