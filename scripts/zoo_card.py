@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -113,7 +112,7 @@ def main() -> None:
             sys.exit(f"{folder} holds weights without a card; remove it or write its card first")
         pipe.save_pretrained(folder)
         card = {"summary": args.summary, **from_checkpoint(args.run), "hardware": args.hardware,
-                "export": "python " + shlex.join(sys.argv)}  # fmt: skip
+                "export": f"python scripts/zoo_card.py --run {args.run} --name {args.name}"}  # fmt: skip
         card.setdefault("circuit_influence", "none: the model has no circuits" if not pipe.unet.circuits() else "not measured yet")
     elif json.loads((folder / "config.json").read_text())["provenance"].get("source_sha256") not in (None, pipe.info["sha256"]):
         sys.exit(f"{folder} holds another checkpoint's weights; choose another --name")
@@ -127,7 +126,9 @@ def main() -> None:
                                      "table": args.influence.read_text().splitlines()}  # fmt: skip
     if args.depolarized:
         card["depolarized"] = from_depolarized(args.depolarized)
-    missing = [k for k, v in (("metrics", card.get("metrics")), ("depolarized", card.get("depolarized"))) if not v]
+    missing = [] if card.get("metrics") else ["the 7,000-image evaluation"]
+    if pipe.unet.circuits() and not card.get("depolarized"):
+        missing.append("FID with the circuits depolarized")
     card["not_measured"] = ", ".join(missing + ["Inception metrics (no InceptionV3 weights here)"])
     card = {k: v for k, v in card.items() if v is not None}
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
