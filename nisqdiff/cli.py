@@ -66,12 +66,12 @@ def models(
     if as_json:
         _echo_json_lines(rows)
         return
-    typer.echo(f"{'name':<22} {'arch':<12} {'dataset':<9} {'epochs':>6} {'seed':>4} {'MB':>5}  metrics")
+    typer.echo(f"{'name':<26} {'arch':<12} {'dataset':<9} {'epochs':>6} {'seed':>4} {'MB':>5}  metrics")
     for r in rows:
         m = r["metrics"]
         metrics = (f"FID[{m.get('backbone')}] {m['fid']:.2f}" + (" [{:.2f}, {:.2f}]".format(*m["fid_95ci"]) if m.get("fid_95ci") else "")
                    + f", {m.get('images')} images, {m.get('sampler')}") if "fid" in m else "not measured yet"  # fmt: skip
-        typer.echo(f"{r['name']:<22} {r['arch']:<12} {r['dataset']:<9} {r['epochs']:>6g} {r['seed']:>4} {r['bytes'] / 1e6:>5.1f}  {metrics}")
+        typer.echo(f"{r['name']:<26} {r['arch']:<12} {r['dataset']:<9} {r['epochs']:>6g} {r['seed']:>4} {r['bytes'] / 1e6:>5.1f}  {metrics}")
     typer.echo("use a name wherever a model is asked for, e.g. nisqdiff sample --checkpoint NAME; `nisqdiff models NAME` prints its card.")
 
 
