@@ -220,7 +220,7 @@ class DiffusionPipeline:
             "batch_size": batch_size,
             "seed": seed,
             "precision": self.precision,
-            "device": merge_summaries(logs, ExecutionLog(watch).summary()),
+            "device": merge_summaries(logs, watch.settings()),
             "wall_time_s": round(time.time() - t0, 2),
         }
         return images, meta

@@ -70,8 +70,7 @@ for run in $RUNS; do
   if has_stage evaluate && [ ! -f "$samples/metrics.json" ]; then
     nisqdiff evaluate --samples "$samples/samples.pt" --bootstrap 100 --data-dir "$DATA" --out "$samples/metrics.json"
   fi
-  hybrid=$(python -c "from nisqdiff.models import build_model; print(int(bool(build_model('${base#transfer-}').circuits())))")
-  if has_stage influence && [ "$hybrid" = 1 ]; then
+  if has_stage influence && [ "$(python -c "from nisqdiff.models import build_model; print(int(bool(build_model('${base#transfer-}').circuits())))")" = 1 ]; then
     if [ ! -f "$dir/circuit_influence.txt" ]; then
       python scripts/circuit_influence.py --checkpoint "$dir/checkpoint.pt" --data-dir "$DATA" > "$dir/circuit_influence.txt.tmp"
       mv "$dir/circuit_influence.txt.tmp" "$dir/circuit_influence.txt"
