@@ -164,6 +164,19 @@ def compute_metrics(
                             kid_subsets, is_splits, seed)["fake"]  # fmt: skip
 
 
+class Features(nn.Module):
+    """torchmetrics feature extractor for features already extracted: (N, D) -> (N, D) unchanged, so that
+    FID and KID score precomputed backbone features (the bootstrap resamples them without running the
+    backbone again)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
 def score_image_sets(
     fakes: dict[str, torch.Tensor],
     real: torch.Tensor,
@@ -182,14 +195,15 @@ def score_image_sets(
 
     ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}, the same N for every label; ``real`` likewise. Uses
     torchmetrics' FrechetInceptionDistance, KernelInceptionDistance (``kid_subset_size`` 100 as the
-    paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor; the
-    reference features are extracted once (``reset_real_features=False``). Per label: FID, KID mean and
-    std over its subsets, IS mean and std over its splits, counts and the backbone description; with
-    ``bootstrap`` > 0 a 95% basic bootstrap interval of FID (resamples of the generated images with
-    replacement, 2 * FID minus the resampled quantiles: resampling duplicates images, which biases FID
-    upwards, and the basic interval corrects for it); with ``reference`` (a label of ``fakes`` made
-    from the same seeds) the paired FID difference to it with its interval (the same resampled indices
-    for both). :class:`~nisqdiff.errors.UsageError` for fewer than 2 images or unequal set sizes.
+    paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor. Every
+    image goes through the backbone once: FID and KID score its features (the reference features are
+    kept, ``reset_real_features=False``), and with ``bootstrap`` > 0 the 95% basic bootstrap interval of
+    FID resamples those features (the generated images with replacement; 2 * FID minus the resampled
+    quantiles: resampling duplicates images, which biases FID upwards, and the basic interval corrects
+    for it). Per label: FID, KID mean and std over its subsets, IS mean and std over its splits, counts
+    and the backbone description; with ``reference`` (a label of ``fakes`` made from the same seeds) the
+    paired FID difference to it with its interval (the same resampled indices for both).
+    :class:`~nisqdiff.errors.UsageError` for fewer than 2 images or unequal set sizes.
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.inception import InceptionScore
@@ -203,16 +217,17 @@ def score_image_sets(
     feats, logits, desc = load_backbone(backbone, dataset, inception_path)
     subset = min(kid_subset_size, n, len(real))
     local = {"sync_on_compute": False}  # scored by one process, also inside a distributed run (rank 0)
-    fid = FrechetInceptionDistance(feature=feats, normalize=False, reset_real_features=False, **local)
-    kid = KernelInceptionDistance(feature=feats, subset_size=subset, subsets=kid_subsets, normalize=False,
+    same = Features(feats.num_features)
+    fid = FrechetInceptionDistance(feature=same, normalize=False, reset_real_features=False, **local)
+    kid = KernelInceptionDistance(feature=same, subset_size=subset, subsets=kid_subsets, normalize=False,
                                   reset_real_features=False, **local)  # fmt: skip
 
-    def update(metrics, images: torch.Tensor, **kw) -> None:
-        for i in range(0, len(images), batch_size):
-            for m in metrics:
-                m.update(images[i : i + batch_size], **kw)
+    def extract(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        x = to_uint8(images)
+        return torch.cat([net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
-    update((fid, kid), to_uint8(real), real=True)
+    real_f = extract(feats, real)
+    fid.update(real_f, real=True), kid.update(real_f, real=True)
     gen = torch.Generator().manual_seed(seed)
     resamples = [torch.randint(n, (n,), generator=gen) for _ in range(bootstrap)]
 
@@ -220,22 +235,23 @@ def score_image_sets(
         q = torch.tensor(boots, dtype=torch.float64).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64))
         return 2 * value - float(q[1]), 2 * value - float(q[0])
 
+    def fid_of(f: torch.Tensor) -> float:
+        fid.reset()
+        fid.update(f, real=False)
+        return float(fid.compute())
+
     out, boots = {}, {}
     for label, images in fakes.items():
-        x = to_uint8(images)
+        f = extract(feats, images)
+        value = fid_of(f)
         torch.manual_seed(seed)  # KID's subsets
-        fid.reset(), kid.reset()
-        update((fid, kid), x, real=False)
-        value = float(fid.compute())
-        inc = InceptionScore(feature=logits, splits=is_splits, normalize=False, **local)
-        update((inc,), x)
+        kid.reset()
+        kid.update(f, real=False)
         kid_mean, kid_std = kid.compute()
+        inc = InceptionScore(feature=Features(logits.num_features), splits=is_splits, normalize=False, **local)
+        inc.update(extract(logits, images))
         is_mean, is_std = inc.compute()
-        boots[label] = []
-        for idx in resamples:
-            fid.reset()
-            update((fid,), x[idx], real=False)
-            boots[label].append(float(fid.compute()))
+        boots[label] = [fid_of(f[idx]) for idx in resamples]
         row = {"fid": value, "kid_mean": float(kid_mean), "kid_std": float(kid_std), "is_mean": float(is_mean),
                "is_std": float(is_std), "num_fake": n, "num_real": len(real), "kid_subset_size": subset,
                "is_splits": is_splits, "backbone": desc}  # fmt: skip

@@ -131,3 +131,33 @@ def test_fashion_backbone_recognises_real_test_images(data_dir):
     with torch.no_grad():
         accuracy = (net(x).argmax(1) == y).float().mean().item()
     assert accuracy > 0.88
+
+
+def test_scores_from_features_once_equal_torchmetrics_on_images(data_dir):
+    """The backbone runs once per image; FID, KID and the bootstrap reuse its features. The result must be
+    torchmetrics' own on the images, and the interval the one from scoring resampled images."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from nisqdiff.images import to_uint8
+
+    real, _ = load_images("mnist", "train", data_dir, subset=600)
+    fake, _ = load_images("mnist", "test", data_dir, subset=150)
+    row = score_image_sets({"f": fake}, real, bootstrap=3, kid_subsets=4, kid_subset_size=50, seed=5)["f"]
+    feats, _, _ = load_backbone("classifier", "mnist")
+    fid = FrechetInceptionDistance(feature=feats, reset_real_features=False)
+    kid = KernelInceptionDistance(feature=feats, subset_size=50, subsets=4, reset_real_features=False)
+    for m in (fid, kid):
+        m.update(to_uint8(real), real=True)
+    torch.manual_seed(5)
+    for m in (fid, kid):
+        m.update(to_uint8(fake), real=False)
+    assert row["fid"] == pytest.approx(float(fid.compute()), rel=1e-6)
+    assert row["kid_mean"] == pytest.approx(float(kid.compute()[0]), rel=1e-6)
+    gen = torch.Generator().manual_seed(5)
+    boots = []
+    for _ in range(3):
+        fid.reset()
+        fid.update(to_uint8(fake[torch.randint(150, (150,), generator=gen)]), real=False)
+        boots.append(float(fid.compute()))
+    assert row["fid_ci_low"] == pytest.approx(2 * row["fid"] - torch.tensor(boots).quantile(0.975).item(), rel=1e-5)
