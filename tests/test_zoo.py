@@ -58,3 +58,40 @@ def test_unknown_missing_and_corrupt_zoo_models_are_clear_errors(tmp_path, monke
     weights.unlink()
     with pytest.raises(CheckpointError, match=f"lacks {weights}"):
         model_zoo.folder("mnist-classical")
+
+
+def test_paper_table_checks_the_papers_sign_against_intervals_and_seed_spread(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "paper_table.py"
+    spec = importlib.util.spec_from_file_location("paper_table", path)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+
+    def model(name, arch, fid, ci, **card):
+        (tmp_path / name).mkdir()
+        metrics = {"fid": fid, "fid_95ci": ci, "kid_mean": 1.0, "kid_std": 2.0, "is_mean": 8.0, "is_std": 0.1,
+                   "images": 7000, "backbone": "classifier"}  # fmt: skip
+        (tmp_path / name / "card.json").write_text(json.dumps({"arch": arch, "dataset": "mnist", "seed": 0,
+                                                               "metrics": metrics, **card}))  # fmt: skip
+
+    model("c0", "classical", 25.0, [22.0, 26.0])
+    model("c1", "classical", 28.0, [24.0, 29.0])
+    model("seven", "7hqconv", 20.0, [18.0, 21.0])  # paper: better; ours below both intervals and both seeds
+    model("quanv", "quanv", 26.0, [23.0, 27.0])  # paper: better; ours inside the seed spread
+    model("full", "fullhqconv", 30.0, [28.0, 31.0])  # paper: worse; ours above the spread, interval overlaps c1's
+    model("ctrl", "classical", 27.0, [25.0, 28.0], init_from="c-19.pt")  # the 19 + 1 control: not a paper column
+    model("unevaluated", "1hqconv", 0.0, [0.0, 0.0])
+    (tmp_path / "unevaluated" / "card.json").write_text(json.dumps({"arch": "1hqconv", "dataset": "mnist"}))
+    monkeypatch.setattr(model_zoo, "ZOO_DIR", tmp_path)
+    result = table.build("mnist")
+    rows = {r["model"]: r for r in result["rows"]}
+    assert set(rows) == {"c0", "c1", "seven", "quanv", "full", "ctrl"} and result["classical_fid_mean"] == 26.5
+    assert rows["seven"]["survives_interval"] and rows["seven"]["survives_seed_spread"]
+    assert not rows["quanv"]["survives_interval"] and not rows["quanv"]["survives_seed_spread"]
+    assert rows["full"]["paper_says"] == "worse" and rows["full"]["survives_seed_spread"]
+    assert not rows["full"]["survives_interval"]
+    assert rows["ctrl"]["column"] is None and "paper_says" not in rows["ctrl"]
+    assert rows["seven"]["paper_minus_classical"] == pytest.approx(43.0731 - 45.2762)
+    assert "| `seven` (7hqconv, seed 0) | 43.07" in table.markdown(result)
