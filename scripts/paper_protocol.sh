@@ -10,6 +10,7 @@
 # (docs/performance.md); two runs side by side with THREADS=1 use both cores best.
 #   DATA=../shared/data OUT=runs/protocol RUNS="classical-s2 1hqconv-s0" bash scripts/paper_protocol.sh
 #   STAGES="sample evaluate" RUNS=classical-s0 bash scripts/paper_protocol.sh
+#   STAGES=study RUNS="fullhqconv-s0 quanv-s0" bash scripts/paper_protocol.sh   # the noise study, $dir/study
 # RUNS: ARCH-sSEED names (or transfer-1fqconv-s1 / transfer-classical-s1: 1 epoch from classical-s1 at
 # epoch 19, which trains classical-s1 to 19 epochs first and keeps that checkpoint as classical-s1-19.pt).
 set -euo pipefail
@@ -21,6 +22,13 @@ NUM=${NUM:-7000}
 STEPS=${STEPS:-100}
 STUDY_NUM=${STUDY_NUM:-1000}  # images per setting of the depolarized comparison (DDIM-20)
 STAGES=${STAGES:-"train sample evaluate influence"}
+# the noise study (STAGES=study): exact noisy emulation (binomial shot noise on exact noisy marginals) of
+# two calibrated devices at 0.5, 1 and 2 times their error rates, with readout mitigation and ZNE at 1x
+STUDY_DEVICES=${STUDY_DEVICES:-"noiseless,depolarized,shots:128,shots:1024,shots:8192,\
+emulator:fake_sherbrooke@0.5+exact,emulator:fake_sherbrooke@1+exact,emulator:fake_sherbrooke@2+exact,\
+emulator:fake_torino@0.5+exact,emulator:fake_torino@1+exact,emulator:fake_torino@2+exact,\
+emulator:fake_sherbrooke@1+exact+readout,emulator:fake_sherbrooke@1+exact+zne,\
+emulator:fake_torino@1+exact+readout,emulator:fake_torino@1+exact+zne"}
 export OMP_NUM_THREADS=$THREADS  # sample, evaluate and report take torch's thread count from it
 RUNS=${RUNS:-"classical-s0 classical-s1 classical-s2 1hqconv-s0 7hqconv-s0 fullhqconv-s0 quanv-s0 transfer-1fqconv-s1 transfer-classical-s1"}
 
@@ -82,5 +90,10 @@ for run in $RUNS; do
       python scripts/compare_settings.py --study "$dir/depolarized" --a noiseless --b depolarized --data-dir "$DATA" \
         --out "$dir/depolarized/noiseless-vs-depolarized.json"
     fi
+  fi
+  # the noise study of issue 13 (not a default stage: for the hybrids whose circuits matter)
+  if has_stage study && [ ! -f "$dir/study/report.md" ]; then
+    nisqdiff report --checkpoint "$dir/checkpoint.pt" --devices "$STUDY_DEVICES" --num "$STUDY_NUM" --steps 20 \
+      --data-dir "$DATA" --out "$dir/study"
   fi
 done
