@@ -8,7 +8,7 @@
         --influence runs/protocol/mnist-1hqconv-s0/circuit_influence.txt \\
         --depolarized runs/protocol/mnist-1hqconv-s0/depolarized/noiseless-vs-depolarized.json
 
-The first call exports the run's EMA weights into ``nisqdiff/zoo/NAME/`` (as ``nisqdiff export`` does) and
+Without ``--run`` it adds measurements to a model already in the zoo. The first call exports the run's EMA weights into ``nisqdiff/zoo/NAME/`` (as ``nisqdiff export`` does) and
 writes ``card.json`` from the checkpoint: the training command, seed, epochs, steps, precision, final loss
 and wall time. Later calls keep what the card holds and add what is given: the 7,000-image evaluation
 (``nisqdiff evaluate`` metrics), the circuit-influence table (``scripts/circuit_influence.py``'s output)
@@ -93,7 +93,8 @@ def from_depolarized(path: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", required=True, type=Path, help="training run folder (its checkpoint.pt)")
+    ap.add_argument("--run", type=Path, help="training run folder (its checkpoint.pt); for a new entry, or to check "
+                    "that an existing one holds this run's weights")
     ap.add_argument("--name", required=True, help="zoo name, e.g. mnist-1hqconv")
     ap.add_argument("--summary", help="one sentence: what the model is (required for a new entry)")
     ap.add_argument("--hardware", help="where and how it trained (required for a new entry)")
@@ -104,17 +105,18 @@ def main() -> None:
     folder = ZOO_DIR / args.name
     card_path = folder / "card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    pipe = DiffusionPipeline.from_pretrained(args.run / "checkpoint.pt")
+    if not card and not (args.run and args.summary and args.hardware):
+        sys.exit("a new zoo entry needs --run, --summary and --hardware")
+    pipe = DiffusionPipeline.from_pretrained(args.run / "checkpoint.pt" if args.run else folder)
     if not card:
-        if not (args.summary and args.hardware):
-            sys.exit("a new zoo entry needs --summary and --hardware")
         if (folder / "config.json").exists():
             sys.exit(f"{folder} holds weights without a card; remove it or write its card first")
         pipe.save_pretrained(folder)
         card = {"summary": args.summary, **from_checkpoint(args.run), "hardware": args.hardware,
                 "export": f"python scripts/zoo_card.py --run {args.run} --name {args.name}"}  # fmt: skip
         card.setdefault("circuit_influence", "none: the model has no circuits" if not pipe.unet.circuits() else "not measured yet")
-    elif json.loads((folder / "config.json").read_text())["provenance"].get("source_sha256") not in (None, pipe.info["sha256"]):
+    elif args.run and json.loads((folder / "config.json").read_text())["provenance"].get("source_sha256") not in (
+        None, pipe.info["sha256"]):
         sys.exit(f"{folder} holds another checkpoint's weights; choose another --name")
     for key, value in (("summary", args.summary), ("hardware", args.hardware)):
         if value:

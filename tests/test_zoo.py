@@ -95,3 +95,11 @@ def test_paper_table_checks_the_papers_sign_against_intervals_and_seed_spread(tm
     assert rows["ctrl"]["column"] is None and "paper_says" not in rows["ctrl"]
     assert rows["seven"]["paper_minus_classical"] == pytest.approx(43.0731 - 45.2762)
     assert "| `seven` (7hqconv, seed 0) | 43.07" in table.markdown(result)
+
+
+def test_the_package_with_its_zoo_stays_under_25_mb():
+    from pathlib import Path
+
+    root = Path(model_zoo.__file__).resolve().parent
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert size < 25_000_000, f"nisqdiff/ holds {size / 1e6:.1f} MB: ship fp16 weights or fewer models"
