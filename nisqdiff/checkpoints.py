@@ -49,9 +49,11 @@ def code_version() -> dict:
 
 
 def save_checkpoint(path: str | os.PathLike, config: dict, model, ema_model, optimizer, step: int, wall_time: float,
-                    metrics: dict, command: str | None) -> Path:  # fmt: skip
+                    metrics: dict, command: str | None, partial_epoch: dict | None = None) -> Path:  # fmt: skip
     """Write the training checkpoint of a run at ``step`` atomically (see the module doc). ``config``
-    is the run's ``TrainConfig`` as a dict; the RNG state is torch's global CPU state now."""
+    is the run's ``TrainConfig`` as a dict; the RNG state is torch's global CPU state now. ``metrics``
+    is the last epoch's record; ``partial_epoch`` ({"losses": per-step losses so far, "wall0": wall
+    seconds at the epoch's start}) is given for a checkpoint written before its epoch ended."""
     payload = {
         "format": FORMAT,
         "arch": config["arch"],
@@ -65,6 +67,8 @@ def save_checkpoint(path: str | os.PathLike, config: dict, model, ema_model, opt
         "metrics": metrics,
         "command": command,
     }
+    if partial_epoch is not None:
+        payload["partial_epoch"] = partial_epoch
     return atomic_save(payload, path)
 
 

@@ -106,6 +106,9 @@ def train(
     logsnr_shift: Optional[float] = typer.Option(None, help="shifted-cosine: added to the log-SNR (+1.65 for 28x28: 2 ln(64/28))"),
     distributed: bool = typer.Option(False, help="one of torchrun's processes: DistributedDataParallel, gloo on CPU, NCCL on CUDA"),
     noise_source: str = typer.Option("pseudo", help="the forward process's noise: pseudo (torch) or pool:POOL (`nisqdiff qrng`)"),
+    checkpoint_minutes: float = typer.Option(
+        0.0, help="also checkpoint mid-epoch every this many minutes, so that a kill loses less (0: epoch ends only; give it again on --resume)"
+    ),
 ):
     """Train a (hybrid) U-Net with DDPM, P2 loss and EMA; checkpoints and sample grids every epoch."""
     import torch
@@ -142,6 +145,7 @@ def train(
         torch_device=torch_device,
         schedule=ScheduleConfig(**schedule_options).to_dict(),
         noise_source=noise_source,
+        checkpoint_minutes=checkpoint_minutes,
     )
     dist = None
     if distributed:

@@ -65,6 +65,7 @@ class TrainConfig:
     grid_ddim_steps: int = 25
     schedule: dict = field(default_factory=lambda: ScheduleConfig().to_dict())  # the diffusion schedule
     noise_source: str = "pseudo"  # the forward process's noise: torch's generator, or "pool:PATH" (nisqdiff qrng)
+    checkpoint_minutes: float = 0.0  # also checkpoint mid-epoch every this many minutes (0: at epoch ends only)
 
     def total_steps(self, n_images: int) -> int:
         """``max_steps`` if set, else ceil(epochs * N / batch) (9,375 for 20 epochs of 60k at 128)."""
@@ -129,6 +130,8 @@ def validate(cfg: TrainConfig, resume: bool = False) -> None:
         get_arch(cfg.arch)
     data.check_dataset(cfg.dataset)
     data.medmnist.check_trainable(cfg.dataset, cfg.arch)
+    if not (math.isfinite(cfg.checkpoint_minutes) and cfg.checkpoint_minutes >= 0):
+        raise UsageError(f"--checkpoint-minutes must be 0 (epoch ends only) or a positive number, got {cfg.checkpoint_minutes}")
     if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
         raise UsageError(f"--epochs must be a positive finite number, got {cfg.epochs}")
     for name in ("max_steps", "batch_size", "subset", "per_class"):
@@ -245,7 +248,8 @@ def train(
 
 
 def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
-    """The stored configuration of the run in ``out``, with the new target (epochs or max steps) and torch device."""
+    """The stored configuration of the run in ``out``, with the new target (epochs or max steps), torch
+    device and checkpoint interval (how this process runs, not what the run is)."""
     stored = TrainConfig(**{**ckpt["config"], "adam_betas": tuple(ckpt["config"]["adam_betas"])})
     if cfg.arch is not None and cfg.arch != stored.arch:
         raise TrainingError(f"--arch {cfg.arch} given but the run in {out} trains '{stored.arch}'")
@@ -254,6 +258,7 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
     if cfg.max_steps is not None:
         stored.max_steps = cfg.max_steps
     stored.torch_device = cfg.torch_device  # a run may continue on another torch device
+    stored.checkpoint_minutes = cfg.checkpoint_minutes
     return stored
 
 
@@ -266,7 +271,8 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     ema = EMA(model, cfg)
-    step, wall_offset = 0, 0.0
+    step, wall_offset, epoch_wall0 = 0, 0.0, 0.0
+    losses: list[float] = []
     if main:
         remove_orphans(out)  # temporary files of atomic writes a kill interrupted
     if ckpt is not None:
@@ -275,6 +281,8 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
         ema.model.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
         step, wall_offset = ckpt["step"], ckpt["wall_time"]
+        partial = ckpt.get("partial_epoch") or {}  # a checkpoint written mid-epoch: the epoch so far
+        losses, epoch_wall0 = list(partial.get("losses", [])), partial.get("wall0", wall_offset)
         torch.set_rng_state(ckpt["rng_state"])
         if main:
             _complete_last_save(out, cfg, ema, ckpt)
@@ -294,7 +302,7 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
     total = cfg.total_steps(n)
     perm_cache: dict = {}
     t0 = time.time() - wall_offset
-    losses: list[float] = []
+    last_save = time.time()
     record: dict = (ckpt.get("metrics") or {}) if ckpt is not None else {}  # a finished run resumed: its last record
     bar = tqdm(total=total, initial=step, desc=f"train {cfg.arch}", disable=not (show_progress and main), unit="step")
     last_tick = time.time()
@@ -328,14 +336,19 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor, model: UNet, ckpt:
                 "epoch": round(step * cfg.batch_size / n, 4),
                 "loss": sum(losses) / len(losses),
                 "wall_time": round(wall, 2),
-                "images_per_s": round(len(losses) * cfg.batch_size / max(wall - wall_offset, 1e-9), 1),
+                "images_per_s": round(len(losses) * cfg.batch_size / max(wall - epoch_wall0, 1e-9), 1),
             }
             if main:
                 _save(out, cfg, model, ema, opt, step, wall, record, command)
             if dist is not None:
                 dist.barrier()
-            wall_offset, losses = wall, []
+            epoch_wall0, losses, last_save = wall, [], time.time()
             model.train()
+        elif main and cfg.checkpoint_minutes and now - last_save >= cfg.checkpoint_minutes * 60:
+            # mid-epoch: the last epoch's record stays the checkpoint's; the epoch so far travels with it
+            partial = {"losses": losses, "wall0": epoch_wall0}
+            save_checkpoint(out / CHECKPOINT, asdict(cfg), model, ema.model, opt, step, now - t0, record, command, partial)
+            last_save = time.time()
     bar.close()
     return record
 
@@ -370,10 +383,12 @@ def _complete_last_save(out: Path, cfg: TrainConfig, ema: EMA, ckpt: dict) -> No
     """Write again what belongs to the checkpoint and a kill may have lost: its grid and its metrics
     line (exactly once)."""
     step, record = ckpt["step"], ckpt.get("metrics") or {}
+    if record.get("step") != step:  # written mid-epoch (--checkpoint-minutes): no grid or line belongs to it
+        return
     if cfg.grid_images and not _grid_path(out, step).is_file():
         _save_grid(out, cfg, ema.model, step)
     lines = [json.loads(x) for x in (out / METRICS).read_text().splitlines()] if (out / METRICS).is_file() else []
-    if record.get("step") == step and not any(r.get("step") == step for r in lines):
+    if not any(r.get("step") == step for r in lines):
         _append_metrics(out, record)
 
 

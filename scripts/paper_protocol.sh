@@ -6,7 +6,7 @@
 # circuit-influence table and FID with every circuit output replaced by 0 against its noiseless FID, paired.
 #
 # Every stage resumes: run the same line again after an interruption (a training continues from its last
-# epoch, a sampling run from its last finished batch; finished stages are skipped). Days on a 2-core CPU
+# checkpoint, a sampling run from its last finished batch; finished stages are skipped). Days on a 2-core CPU
 # (docs/performance.md); two runs side by side with THREADS=1 use both cores best.
 #   DATA=../shared/data OUT=runs/protocol RUNS="classical-s2 1hqconv-s0" bash scripts/paper_protocol.sh
 #   STAGES="sample evaluate" RUNS=classical-s0 bash scripts/paper_protocol.sh
@@ -20,6 +20,7 @@ DATASET=${DATASET:-mnist}
 THREADS=${THREADS:-1}
 NUM=${NUM:-7000}
 STEPS=${STEPS:-100}
+CKPT_MINUTES=${CKPT_MINUTES:-15}  # a training also checkpoints mid-epoch every 15 minutes: a kill loses less
 STUDY_NUM=${STUDY_NUM:-1000}  # images per setting of the depolarized comparison (DDIM-20)
 STAGES=${STAGES:-"train sample evaluate influence"}
 # the noise study (STAGES=study): exact noisy emulation (binomial shot noise on exact noisy marginals) of
@@ -37,10 +38,12 @@ has_stage() { [[ " $STAGES " == *" $1 "* ]]; }
 train() {  # folder epochs train-args...
   local dir=$1 epochs=$2; shift 2
   if [ -f "$dir/checkpoint.pt" ]; then
-    nisqdiff train --resume --epochs "$epochs" --threads "$THREADS" --data-dir "$DATA" --out "$dir"
+    nisqdiff train --resume --epochs "$epochs" --threads "$THREADS" --checkpoint-minutes "$CKPT_MINUTES" --data-dir "$DATA" \
+      --out "$dir"
   else
     rm -rf "$dir"  # a run killed before its first checkpoint: start it again
-    nisqdiff train --dataset "$DATASET" --epochs "$epochs" --threads "$THREADS" --data-dir "$DATA" --out "$dir" "$@"
+    nisqdiff train --dataset "$DATASET" --epochs "$epochs" --threads "$THREADS" --checkpoint-minutes "$CKPT_MINUTES" \
+      --data-dir "$DATA" --out "$dir" "$@"
   fi
 }
 

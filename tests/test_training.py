@@ -209,3 +209,34 @@ def test_a_folder_that_never_reached_its_first_checkpoint_counts_as_empty(data_d
     (tmp_path / "run" / "config.json").write_text("{}")  # a run killed before its first checkpoint
     train(_cfg(max_steps=1), tmp_path / "run", data_dir, show_progress=False)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 1
+
+
+def test_a_kill_after_a_mid_epoch_checkpoint_resumes_to_the_uninterrupted_run(straight_run, data_dir, tmp_path, monkeypatch):
+    import nisqdiff.training as training
+
+    real, saved = training.save_checkpoint, []
+
+    def save_then_die_at_step_3(path, config, model, ema_model, opt, step, *args):
+        real(path, config, model, ema_model, opt, step, *args)
+        saved.append(step)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die_at_step_3)
+    cfg = dict(max_steps=6, grid_images=2, grid_ddim_steps=2, checkpoint_minutes=1e-9)  # a checkpoint after every step
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(**cfg), killed, data_dir, show_progress=False)
+    assert saved == [1, 2, 3] and not (killed / "metrics.jsonl").exists() and not list(killed.glob("*.png"))
+    ckpt = load_checkpoint(killed / "checkpoint.pt")
+    assert ckpt["step"] == 3 and len(ckpt["partial_epoch"]["losses"]) == 3 and ckpt["metrics"] == {}
+    monkeypatch.setattr(training, "save_checkpoint", real)
+    train(_cfg(**cfg), killed, data_dir, resume=True, show_progress=False)
+    a, b = load_checkpoint(straight_run / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
+    assert all(torch.equal(a[k][n], b[k][n]) for k in ("model", "ema") for n in a[k])
+    # the epoch's mean loss covers its steps before the kill too; grids and lines only at epoch ends
+    assert _without_times(killed / "metrics.jsonl") == _without_times(straight_run / "metrics.jsonl")
+    assert sorted(p.name for p in killed.glob("*.png")) == ["samples_step000004.png", "samples_step000006.png"]
+    with pytest.raises(Exception, match="checkpoint-minutes"):
+        train(_cfg(checkpoint_minutes=-1), tmp_path / "bad", data_dir, show_progress=False)
+    assert not (tmp_path / "bad").exists()
