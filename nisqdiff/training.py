@@ -192,7 +192,9 @@ def train(
 
     Writes, each epoch and at the end: ``checkpoint.pt`` (atomic; architecture and configuration,
     model and EMA weights, optimiser state, step, RNG state), ``samples_stepN.png`` (EMA, DDIM) and
-    one JSON line in ``metrics.jsonl``, in that order. Every option is checked and the data loaded
+    one JSON line in ``metrics.jsonl``, in that order; with ``cfg.checkpoint_minutes`` also a
+    checkpoint alone every that many minutes within an epoch (the epoch's losses so far go with it, so a
+    resume from it still writes the whole epoch's mean loss). Every option is checked and the data loaded
     before anything is written; the run folder is locked for the whole run (:class:`~nisqdiff.files.RunLock`).
     A resume first writes again what belongs to the last checkpoint and is missing (its metrics line,
     its grid) and removes orphan temporary files. Returns the last metrics record. Raises
