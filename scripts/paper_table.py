@@ -86,6 +86,8 @@ def build(dataset: str) -> dict:
         rows.append({"model": name, "column": paper_column(c), "seed": c.get("seed"), "epochs": c.get("epochs"),
                      "fid": m["fid"], "ci": m["fid_95ci"], "kid": [m["kid_mean"], m["kid_std"]],
                      "is": [m["is_mean"], m["is_std"]], "images": m["images"], "backbone": m["backbone"]})  # fmt: skip
+    order = list(paper) + [None]  # the paper's column order, then the controls
+    rows.sort(key=lambda r: (order.index(r["column"]), r["model"]))
     classical = [r for r in rows if r["column"] == "classical"]
     result = {"dataset": dataset, "paper": paper, "rows": rows,
               "classical_seeds": [r["model"] for r in classical]}  # fmt: skip
