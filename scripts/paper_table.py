@@ -51,6 +51,12 @@ PAPER = {
 }
 
 
+def fail(message: str) -> None:
+    """Bad input: one line on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def paper_column(c: dict) -> str | None:
     """The paper's column for a card: its architecture, ``transfer`` for 1FQConv trained from a classical
     model, None for the classical-to-classical transfer control (not in the paper's tables)."""
@@ -137,7 +143,7 @@ def main() -> None:
     args = ap.parse_args()
     result = build(args.dataset)
     if not result["rows"]:
-        sys.exit(f"error: no {args.dataset} zoo model has a 7,000-image evaluation yet; add one with "
+        fail(f"no {args.dataset} zoo model has a 7,000-image evaluation yet; add one with "
                  "scripts/zoo_card.py --metrics")  # fmt: skip
     print(markdown(result))
     if args.out:

@@ -103,3 +103,34 @@ def test_the_package_with_its_zoo_stays_under_25_mb():
     root = Path(model_zoo.__file__).resolve().parent
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     assert size < 25_000_000, f"nisqdiff/ holds {size / 1e6:.1f} MB: ship fp16 weights or fewer models"
+
+
+def test_compare_samples_pairs_sets_from_the_same_noise_and_refuses_others(tmp_path, data_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from nisqdiff.data import load_images
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_samples.py"
+    test, _ = load_images("mnist", "test", data_dir, subset=200)
+    meta = {"num": 200, "seed": 0, "batch_size": 100, "sampler": "ddim", "steps": 100, "eta": 0.0}
+    noisy = (test + 0.5 * torch.randn(test.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    for name, images, m in (("a", test, meta), ("b", noisy, meta), ("c", test, {**meta, "seed": 1})):
+        torch.save({"images": images, "meta": m}, tmp_path / f"{name}.pt")
+
+    def run(*sets):
+        args = [sys.executable, str(script), "--reference", "a", "--num-real", "500", "--bootstrap", "20",
+                "--data-dir", str(data_dir), "--out", str(tmp_path / "out.json")]  # fmt: skip
+        for name in sets:
+            args += ["--samples", f"{name}={tmp_path / name}.pt"]
+        return subprocess.run(args, capture_output=True, text=True)
+
+    res = run("a", "b")
+    assert res.returncode == 0, res.stderr
+    scores = json.loads((tmp_path / "out.json").read_text())["scores"]
+    assert scores["b"]["fid_delta_ci_low"] > 0 and scores["a"]["fid_delta"] == 0  # the noisier set, beyond its interval
+    res = run("a", "c")
+    assert res.returncode == 2 and "differ in seed" in res.stderr and "initial noise" in res.stderr
