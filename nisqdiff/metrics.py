@@ -217,9 +217,9 @@ def score_image_sets(
     feats, logits, desc = load_backbone(backbone, dataset, inception_path)
     subset = min(kid_subset_size, n, len(real))
     local = {"sync_on_compute": False}  # scored by one process, also inside a distributed run (rank 0)
-    same = Features(feats.num_features)
-    fid = FrechetInceptionDistance(feature=same, normalize=False, reset_real_features=False, **local)
-    kid = KernelInceptionDistance(feature=same, subset_size=subset, subsets=kid_subsets, normalize=False,
+    passthrough = Features(feats.num_features)
+    fid = FrechetInceptionDistance(feature=passthrough, normalize=False, reset_real_features=False, **local)
+    kid = KernelInceptionDistance(feature=passthrough, subset_size=subset, subsets=kid_subsets, normalize=False,
                                   reset_real_features=False, **local)  # fmt: skip
 
     def extract(net: nn.Module, images: torch.Tensor) -> torch.Tensor:

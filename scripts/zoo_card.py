@@ -8,12 +8,13 @@
         --influence runs/protocol/mnist-1hqconv-s0/circuit_influence.txt \\
         --depolarized runs/protocol/mnist-1hqconv-s0/depolarized/noiseless-vs-depolarized.json
 
-Without ``--run`` it adds measurements to a model already in the zoo. The first call exports the run's EMA weights into ``nisqdiff/zoo/NAME/`` (as ``nisqdiff export`` does) and
-writes ``card.json`` from the checkpoint: the training command, seed, epochs, steps, precision, final loss
-and wall time. Later calls keep what the card holds and add what is given: the 7,000-image evaluation
-(``nisqdiff evaluate`` metrics), the circuit-influence table (``scripts/circuit_influence.py``'s output)
-and the paired noiseless-against-depolarized FID (``scripts/compare_settings.py --out``). Refuses to replace
-the weights of an existing zoo model with another checkpoint's.
+The first call exports the run's EMA weights into ``nisqdiff/zoo/NAME/`` (as ``nisqdiff export`` does)
+and writes ``card.json`` from the checkpoint: the training command, seed, epochs, steps, precision, final
+loss and wall time. Later calls (``--run`` optional: without it, the zoo's own copy is used) keep what the
+card holds and add what is given: the 7,000-image evaluation (``nisqdiff evaluate`` metrics), the
+circuit-influence table (``scripts/circuit_influence.py``'s output) and the paired noiseless-against-
+depolarized FID (``scripts/compare_settings.py --out``). Refuses to replace the weights of an existing zoo
+model with another checkpoint's.
 """
 
 from __future__ import annotations
