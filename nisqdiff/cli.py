@@ -195,26 +195,6 @@ def export(
     typer.echo(f"{out}: {pipe.arch}, step {pipe.info['step']}, schedule T={pipe.schedule.timesteps} {pipe.schedule.schedule}")
 
 
-def _load_samples(path: Path):
-    """(images, metadata) of a samples.pt written by ``nisqdiff sample``; one-line errors for any other file."""
-    import torch
-
-    from .errors import UsageError, reason
-
-    if not path.is_file():
-        raise UsageError(f"samples file {path} " + ("is not a file" if path.exists() else "does not exist"))
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise UsageError(f"samples file {path} is unreadable: {reason(exc)}") from None
-    images = payload.get("images") if isinstance(payload, dict) else None
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise UsageError(f"samples file {path} holds no 'images' of shape (N, 1, 28, 28); write it with `nisqdiff sample`")
-    if not torch.isfinite(images).all():
-        raise UsageError(f"samples file {path} holds non-finite pixels; it cannot be scored")
-    return images, payload.get("meta", {})
-
-
 @app.command()
 @friendly_errors
 def evaluate(
@@ -255,7 +235,9 @@ def evaluate(
     if out is not None:
         check_writable(out, "file")
     if samples is not None:
-        images, meta = _load_samples(samples)
+        from .images import load_samples
+
+        images, meta = load_samples(samples)
         model_dataset, training = None, {}
         if meta.get("checkpoint") and Path(meta["checkpoint"]).exists():
             info = DiffusionPipeline.from_pretrained(meta["checkpoint"]).info

@@ -2,7 +2,7 @@
 
 Generated images are (N, C, H, W) float tensors (C = 1 grey, 3 RGB) in [-1, 1]; :func:`to_uint8` maps them to the uint8
 pixels that metrics (torchmetrics) and PNGs take, :func:`grid_array` tiles them, :func:`save_grid`
-writes the tiling as one PNG, atomically.
+writes the tiling as one PNG, atomically; :func:`load_samples` reads back what `nisqdiff sample` saved.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import UsageError, reason
 from .files import atomic_write
 
 
@@ -43,3 +44,22 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = 
 
     grid = grid_array(images, nrow, pad)
     return atomic_write(path, lambda fh: Image.fromarray(grid).save(fh, format="PNG"))
+
+
+def load_samples(path: Path) -> tuple[torch.Tensor, dict]:
+    """(images (N, 1, 28, 28) in [-1, 1], metadata) of a ``samples.pt`` written by ``nisqdiff sample``.
+    :class:`~nisqdiff.errors.UsageError` in one line for a missing or unreadable file, one without
+    such images, or non-finite pixels."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"samples file {path} " + ("is not a file" if path.exists() else "does not exist"))
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise UsageError(f"samples file {path} is unreadable: {reason(exc)}") from None
+    images = payload.get("images") if isinstance(payload, dict) else None
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+        raise UsageError(f"samples file {path} holds no 'images' of shape (N, 1, 28, 28); write it with `nisqdiff sample`")
+    if not torch.isfinite(images).all():
+        raise UsageError(f"samples file {path} holds non-finite pixels; it cannot be scored")
+    return images, payload.get("meta", {})

@@ -195,9 +195,9 @@ def score_image_sets(
 
     ``fakes``: {label: (N, 1, 28, 28) in [-1, 1]}, the same N for every label; ``real`` likewise. Uses
     torchmetrics' FrechetInceptionDistance, KernelInceptionDistance (``kid_subset_size`` 100 as the
-    paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor. Every
-    image goes through the backbone once: FID and KID score its features (the reference features are
-    kept, ``reset_real_features=False``), and with ``bootstrap`` > 0 the 95% basic bootstrap interval of
+    paper) and InceptionScore (``is_splits`` 10) with the chosen backbone as feature extractor. The
+    backbone's features of every image are extracted once (its logits, for IS, once more): FID and KID
+    score them (the reference features are kept, ``reset_real_features=False``), and with ``bootstrap`` > 0 the 95% basic bootstrap interval of
     FID resamples those features (the generated images with replacement; 2 * FID minus the resampled
     quantiles: resampling duplicates images, which biases FID upwards, and the basic interval corrects
     for it). Per label: FID, KID mean and std over its subsets, IS mean and std over its splits, counts

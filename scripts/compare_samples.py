@@ -21,10 +21,10 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from nisqdiff.data import load_images
+from nisqdiff.errors import UsageError
 from nisqdiff.files import atomic_write_text
+from nisqdiff.images import load_samples
 from nisqdiff.metrics import score_image_sets
 
 SAME = ("num", "seed", "batch_size", "sampler", "steps", "eta")  # what fixes every image's initial noise
@@ -42,10 +42,13 @@ def load_sets(pairs: list[str]) -> tuple[dict, dict]:
     images, metas = {}, {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
-        if not sep or not name or not Path(path).is_file():
+        if not sep or not name:
             fail(f"--samples takes NAME=PATH to a samples.pt, got {pair!r}")
-        data = torch.load(path, map_location="cpu", weights_only=False)
-        images[name], metas[name] = data["images"], {**data["meta"], "path": path}
+        try:
+            images[name], meta = load_samples(Path(path))
+        except UsageError as exc:
+            fail(str(exc))
+        metas[name] = {**meta, "path": path}
     first = next(iter(metas))
     for name, meta in metas.items():
         diff = [k for k in SAME if meta.get(k) != metas[first].get(k)]
