@@ -7,6 +7,8 @@
 Prints, per ansatz and method, the median seconds of one call on ``--batch`` inputs (one set of
 weights) including the backward pass to inputs and weights, and microseconds per circuit.
 PennyLane runs with backprop and parameter broadcasting (its fastest differentiable torch path here).
+For HQConv with ``chain``, also the forward alone without gradients (sampling), in the compiled kernel
+(``chain fwd``, nisqdiff/circuits/native.py) and in torch (``chain fwd/t``), alternating.
 """
 
 from __future__ import annotations
@@ -17,8 +19,20 @@ import torch
 from bench_train import median_time  # scripts/ is on sys.path when a script in it runs
 
 from nisqdiff.circuits import ANSATZE, simulate
+from nisqdiff.circuits import chain, native
 from nisqdiff.circuits.chain import supports
 from nisqdiff.circuits.reference import pennylane_qnode
+
+
+def _no_grad(ansatz: str, x: torch.Tensor, w: torch.Tensor, kernel: bool) -> None:
+    """The chain forward without gradients, in the compiled kernel or (``kernel`` False) in torch."""
+    saved = chain._native_fits
+    chain._native_fits = saved if kernel else (lambda *_: False)
+    try:
+        with torch.no_grad():
+            simulate(ansatz, x, w, method="chain")
+    finally:
+        chain._native_fits = saved
 
 
 def main() -> None:
@@ -40,6 +54,10 @@ def main() -> None:
         if not args.no_pennylane:
             xc, wc = x.detach().cpu().requires_grad_(), w.detach().cpu().requires_grad_()
             runs["pennylane"] = lambda q=pennylane_qnode(ansatz), x=xc, w=wc: q(x[0], w[0]).sum().backward()
+        if "chain" in methods and native.available() and dev == "cpu":
+            xd, wd = x.detach(), w.detach()
+            runs["chain fwd"] = lambda a=ansatz, x=xd, w=wd: _no_grad(a, x, w, kernel=True)
+            runs["chain fwd/t"] = lambda a=ansatz, x=xd, w=wd: _no_grad(a, x, w, kernel=False)
         for name, fn in runs.items():
             sec = median_time(fn, args.repeats)
             print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")

@@ -58,14 +58,13 @@ def _local(site: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
     return torch.matmul(site.reshape(c, -1, p), mat.transpose(-1, -2)).reshape(c, b, dl, dr, p)
 
 
-def _controlled(sites: list, groups, where, ctrl: int, tgt: int, rot: torch.Tensor) -> None:
-    """Apply |0><0|_ctrl (x) I + |1><1|_ctrl (x) rot_tgt across neighbouring sites; their bond doubles."""
-    s, t = where[ctrl], where[tgt]
+def _controlled(sites: list, s: int, t: int, mask: int, rot: torch.Tensor) -> None:
+    """Apply |0><0|_ctrl (x) I + |1><1|_ctrl (x) rot across neighbouring sites s (control: the bit
+    ``mask`` of its physical index) and t (``rot`` (C, P, P) on its physical axis); their bond doubles."""
     ts, tt = sites[s], sites[t]
-    k = len(groups[s])
-    bit = ((torch.arange(2**k, device=ts.device) >> (k - 1 - groups[s].index(ctrl))) & 1).to(ts.real.dtype)
+    bit = ((torch.arange(ts.shape[-1], device=ts.device) & mask) != 0).to(ts.real.dtype)
     halves = torch.stack([ts * (1 - bit), ts * bit], dim=-2)  # (C, B, Dl, Dr, 2, P)
-    pair = torch.stack([tt, _local(tt, embed([(rot, (tgt,))], groups[t]))], dim=-2)
+    pair = torch.stack([tt, _local(tt, rot)], dim=-2)
     c, b = ts.shape[:2]
     if s < t:  # the control bit becomes the fastest index of the s|t bond
         sites[s] = halves.reshape(c, b, ts.shape[2], ts.shape[3] * 2, -1)
@@ -145,49 +144,76 @@ def _open_density(sites: list, groups, open_qubits: list[tuple[int, ...]]) -> to
     return acc.reshape(c, b, acc.shape[-2], acc.shape[-1])
 
 
-def _evolve_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, defer_final: bool):
-    """Run the fused blocks of ``ansatz`` on the chain: (sites, groups, final), sites a list of
-    (C, B, Dl, Dr, 2^k) tensors with qubits in group order. With ``defer_final``, a last block that
-    crosses groups (HQConv's B block) is not applied but returned as ``final`` = (block, matrix)."""
+def chain_program(ansatz: str, weights: torch.Tensor, defer_final: bool):
+    """The fused blocks of ``ansatz`` as operations on the chain: (groups, ops, final). ``ops`` in order:
+    ``(s, None, None, mat)`` a (C, 2^k, 2^k) matrix on site s's physical axis, or ``(s, t, mask, rot)``
+    a controlled gate with its control the bit ``mask`` of site s and ``rot`` (C, 2^k, 2^k) on
+    neighbouring site t (consecutive controlled gates on one pair merged). With ``defer_final``, a last
+    block that crosses groups (HQConv's B block) is returned as ``final`` = (block, matrix) instead."""
     groups = [tuple(g) for g in get_spec(ansatz).groups]
     where = {q: i for i, g in enumerate(groups) for q in g}
-    c, b, n = inputs.shape
-    single = encode(inputs)
-    sites = []
-    for g in groups:  # product state of each group, (C, B, 1, 1, 2^k), qubits in group order
-        amp = single[:, :, g[0], :]
-        for q in g[1:]:
-            amp = (amp.unsqueeze(-1) * single[:, :, q, :].unsqueeze(-2)).reshape(c, b, -1)
-        sites.append(amp.reshape(c, b, 1, 1, -1))
     blocks, mats = fuse(ansatz), block_matrices(ansatz, weights)
     final = None
     if defer_final and len({where[q] for q in blocks[-1].qubits}) > 1 and len(blocks[-1].qubits) <= 4:
         final, blocks, mats = (blocks[-1], mats[-1]), blocks[:-1], mats[:-1]
+    ops: list[tuple] = []
+
+    def controlled(ctrl: int, tgt: int, rot: torch.Tensor) -> None:
+        s, t = where[ctrl], where[tgt]
+        mask = 1 << (len(groups[s]) - 1 - groups[s].index(ctrl))
+        ops.append((s, t, mask, embed([(rot, (tgt,))], groups[t])))
+
     for block, mat in zip(blocks, mats):
         owners = {where[q] for q in block.qubits}
         if len(owners) == 1:
             s = owners.pop()
-            sites[s] = _local(sites[s], embed([(mat, block.qubits)], groups[s]))
+            ops.append((s, None, None, embed([(mat, block.qubits)], groups[s])))
             continue
         run = None  # (ctrl, tgt, accumulated 2x2) for consecutive controlled gates on one pair
         for gate in block.gates:
             if len({where[q] for q in gate.wires}) == 1:
                 if run:
-                    _controlled(sites, groups, where, *run)
+                    controlled(*run)
                     run = None
                 s = where[gate.wires[0]]
-                sites[s] = _local(sites[s], embed([(gate_matrix(gate, weights), gate.wires)], groups[s]))
+                ops.append((s, None, None, embed([(gate_matrix(gate, weights), gate.wires)], groups[s])))
                 continue
             rot = _target_rotation(gate, weights)
             if run and run[:2] == gate.wires:
                 run = (run[0], run[1], rot @ run[2])
             else:
                 if run:
-                    _controlled(sites, groups, where, *run)
+                    controlled(*run)
                 run = (gate.wires[0], gate.wires[1], rot)
         if run:
-            _controlled(sites, groups, where, *run)
+            controlled(*run)
+    return groups, ops, final
+
+
+def _evolve_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor, defer_final: bool):
+    """Run :func:`chain_program` on the chain: (sites, groups, final), sites a list of (C, B, Dl, Dr,
+    2^k) tensors with qubits in group order."""
+    groups, ops, final = chain_program(ansatz, weights, defer_final)
+    sites = _product_sites(inputs, groups)
+    for s, t, mask, mat in ops:
+        if t is None:
+            sites[s] = _local(sites[s], mat)
+        else:
+            _controlled(sites, s, t, mask, mat)
     return sites, groups, final
+
+
+def _product_sites(inputs: torch.Tensor, groups) -> list[torch.Tensor]:
+    """The encoded product state of each group, (C, B, 1, 1, 2^k), qubits in group order."""
+    c, b, _ = inputs.shape
+    single = encode(inputs)
+    sites = []
+    for g in groups:
+        amp = single[:, :, g[0], :]
+        for q in g[1:]:
+            amp = (amp.unsqueeze(-1) * single[:, :, q, :].unsqueeze(-2)).reshape(c, b, -1)
+        sites.append(amp.reshape(c, b, 1, 1, -1))
+    return sites
 
 
 def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -214,8 +240,12 @@ CHUNK = 2048  # most circuit inputs (C x B) per pass: a quanv stage's 6,272 in 4
 def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
 
-    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. Runs
-    over equal batch chunks of at most :data:`CHUNK` circuit inputs, whose states stay in cache."""
+    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. Without
+    gradients (float32 on the CPU, the compiled kernel built: :mod:`nisqdiff.circuits.native`) it runs
+    in the compiled kernel; otherwise in torch, over equal batch chunks of at most :data:`CHUNK`
+    circuit inputs, whose states stay in cache."""
+    if _native_fits(ansatz, inputs, weights):
+        return _simulate_native(ansatz, inputs, weights)
     c, b = inputs.shape[:2]
     chunks = -(-c * b // CHUNK)
     if chunks <= 1:
@@ -224,8 +254,54 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
     return torch.cat([_simulate_chain(ansatz, part, weights) for part in inputs.split(per, dim=1)], dim=1)
 
 
+def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bool:
+    """True where the compiled kernel computes what :func:`_simulate_chain` would: no gradient wanted,
+    float32 on the CPU, three sites of four qubits (HQConv)."""
+    from . import native
+
+    grad = torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad)
+    groups = get_spec(ansatz).groups
+    return (not grad and inputs.dtype == torch.float32 and weights.dtype == torch.float32
+            and inputs.device.type == "cpu" and len(groups) == 3 and all(len(g) == 4 for g in groups)
+            and native.available())  # fmt: skip
+
+
+def _final_observables(final, groups):
+    """(opened qubits per site, their space in site order, observables (C, k, d, d)) of the deferred
+    block: ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] on the open qubits."""
+    block, mat = final
+    opened = [tuple(q for q in g if q in block.qubits) for g in groups]
+    space = tuple(q for o in opened for q in o)
+    f = embed([(mat, block.qubits)], space)  # (C, d, d) on the open qubits
+    signs = _z_signs(len(space), str(f.device), f.real.dtype).to(f.dtype)  # (d, k)
+    return opened, space, torch.einsum("caj,ak,cai->ckji", f.conj(), signs, f)
+
+
+def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`)."""
+    from . import native
+
+    with torch.no_grad():
+        groups, ops, final = chain_program(ansatz, weights, defer_final=True)
+        opened, _, obs = _final_observables(final, groups)
+        bonds = [1, 1]
+        for s, t, _, _ in ops:
+            if t is not None:
+                bonds[min(s, t)] *= 2
+        assert all(len(o) == 1 for o in opened) and max(bonds) <= 8, "the kernel's shapes: one open qubit per site, bonds <= 8"
+        masks = [1 << (len(g) - 1 - g.index(o[0])) for g, o in zip(groups, opened)]
+        sites = _product_sites(inputs, groups)
+        c, b, _ = inputs.shape
+        out = torch.stack([
+            native.chain_expval([s[i].reshape(b, -1) for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
+                                masks, obs[i])
+            for i in range(c)])  # fmt: skip
+    order = torch.tensor([q for g in groups for q in g])
+    return out[..., torch.argsort(order)]
+
+
 def _simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """:func:`simulate_chain` on one chunk. When
+    """:func:`simulate_chain` on one chunk, in torch. When
     the last block crosses groups (HQConv's final B block), it is not applied to the state: Z on the
     qubits it does not touch is read from the state before it, and for its own qubits
     <Z_q> = Tr(rho F^dagger Z_q F) with rho their reduced density matrix -- half the bond size.
@@ -238,14 +314,9 @@ def _simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) ->
     out = out[..., torch.argsort(order)]
     if final is None:
         return out
-    block, mat = final
-    opened = [tuple(q for q in g if q in block.qubits) for g in groups]
-    space = tuple(q for o in opened for q in o)
-    f = embed([(mat, block.qubits)], space)  # (C, d, d) on the open qubits
+    opened, space, obs = _final_observables(final, groups)
     rho = _open_density(sites, groups, opened)  # (C, B, d, d)
-    signs = _z_signs(len(space), str(f.device), out.dtype).to(f.dtype)  # (d, k)
     # <Z_q> = sum_ij rho[i, j] (F^dagger Z_q F)[j, i]
-    obs = torch.einsum("caj,ak,cai->ckji", f.conj(), signs, f)  # (C, k, d, d): [k, j, i] = O_k[j, i]
     final_z = torch.einsum("cbij,ckji->cbk", rho, obs).real
     cols = [out[..., q] if q not in space else final_z[..., space.index(q)] for q in range(n)]
     return torch.stack(cols, -1)

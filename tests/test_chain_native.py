@@ -1,0 +1,72 @@
+"""The compiled chain kernel (nisqdiff/circuits/native.py) against PennyLane and the torch chain path."""
+
+import shutil
+import warnings
+
+import pytest
+import torch
+
+from nisqdiff.circuits import chain, native, simulate
+from nisqdiff.circuits.reference import pennylane_qnode
+
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here: the chain runs in torch")
+
+
+def _inputs(c, b, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(c, b, 12, generator=g) * 6 - 3, torch.rand(c, 84, generator=g)
+
+
+@needs_cc
+def test_kernel_matches_pennylane():
+    x, w = _inputs(1, 13)  # 13 inputs: one full vector of 8 and a partial one
+    assert native.available() and chain._native_fits("hqconv", x, w)
+    with torch.no_grad():
+        ours = simulate("hqconv", x, w)
+    ref = pennylane_qnode("hqconv")(x[0].double(), w[0].double())
+    assert ours.shape == (1, 13, 12) and ours.dtype == torch.float32
+    assert torch.allclose(ours[0].double(), ref, atol=1e-5)
+
+
+@needs_cc
+def test_kernel_matches_the_torch_path_for_several_circuits_and_threads():
+    x, w = _inputs(3, 21, seed=1)
+    with torch.no_grad():
+        torch_path = chain._simulate_chain("hqconv", x.double(), w.double())
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = simulate("hqconv", x, w)
+            torch.set_num_threads(2)
+            two = simulate("hqconv", x, w)
+        finally:
+            torch.set_num_threads(threads)
+    assert torch.equal(one, two)  # every vector of 8 inputs is computed alone: no reduction order to change
+    assert (one.double() - torch_path).abs().max() < 2e-6
+
+
+def test_gradients_and_float64_stay_in_torch():
+    x, w = _inputs(1, 5)
+    assert not chain._native_fits("hqconv", x.requires_grad_(), w)
+    assert not chain._native_fits("hqconv", x.detach().double(), w.double())
+    z = simulate("hqconv", x, w)
+    assert z.requires_grad  # the torch path, differentiable
+
+
+@pytest.mark.parametrize("env", [{"NISQDIFF_NATIVE": "0"}, {"CC": "false"}])
+def test_without_the_kernel_the_chain_runs_in_torch(monkeypatch, tmp_path, env):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no library built before
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    native._library.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert not native.available()
+        assert len(caught) == (1 if "CC" in env else 0)  # a build that fails says so once; switched off says nothing
+        x, w = _inputs(1, 9)
+        with torch.no_grad():
+            assert torch.allclose(simulate("hqconv", x, w).double(), chain._simulate_chain("hqconv", x.double(), w.double()),
+                                  atol=1e-6)  # fmt: skip
+    finally:
+        native._library.cache_clear()
