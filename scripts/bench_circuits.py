@@ -7,8 +7,8 @@
 Prints, per ansatz and method, the median seconds of one call on ``--batch`` inputs (one set of
 weights) including the backward pass to inputs and weights, and microseconds per circuit.
 PennyLane runs with backprop and parameter broadcasting (its fastest differentiable torch path here).
-For HQConv with ``chain``, also the forward alone without gradients (sampling), in the compiled kernel
-(``chain fwd``, nisqdiff/circuits/native.py) and in torch (``chain fwd/t``), alternating.
+For HQConv with ``chain`` (the compiled kernel, nisqdiff/circuits/native.py), also ``chain/t``: the same
+in torch, and the forward alone without gradients (sampling) both ways (``chain fwd``, ``chain fwd/t``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from nisqdiff.circuits.chain import supports
 from nisqdiff.circuits.reference import pennylane_qnode
 
 
-def _no_grad(ansatz: str, x: torch.Tensor, w: torch.Tensor, kernel: bool) -> None:
-    """The chain forward without gradients, in the compiled kernel or (``kernel`` False) in torch."""
+def _run(ansatz: str, x: torch.Tensor, w: torch.Tensor, kernel: bool, grad: bool) -> None:
+    """The chain forward (and with ``grad`` its backward) in the compiled kernel or in torch."""
     saved = chain._native_fits
     chain._native_fits = saved if kernel else (lambda *_: False)
     try:
-        with torch.no_grad():
-            simulate(ansatz, x, w, method="chain")
+        with torch.set_grad_enabled(grad):
+            z = simulate(ansatz, x, w, method="chain")
+            if grad:
+                z.sum().backward()
     finally:
         chain._native_fits = saved
 
@@ -56,8 +58,9 @@ def main() -> None:
             runs["pennylane"] = lambda q=pennylane_qnode(ansatz), x=xc, w=wc: q(x[0], w[0]).sum().backward()
         if "chain" in methods and native.available() and dev == "cpu":
             xd, wd = x.detach(), w.detach()
-            runs["chain fwd"] = lambda a=ansatz, x=xd, w=wd: _no_grad(a, x, w, kernel=True)
-            runs["chain fwd/t"] = lambda a=ansatz, x=xd, w=wd: _no_grad(a, x, w, kernel=False)
+            runs["chain/t"] = lambda a=ansatz, x=x, w=w: _run(a, x, w, kernel=False, grad=True)
+            runs["chain fwd"] = lambda a=ansatz, x=xd, w=wd: _run(a, x, w, kernel=True, grad=False)
+            runs["chain fwd/t"] = lambda a=ansatz, x=xd, w=wd: _run(a, x, w, kernel=False, grad=False)
         for name, fn in runs.items():
             sec = median_time(fn, args.repeats)
             print(f"{ansatz:<7} {name:<12} {sec:>8.4f} {sec / args.batch * 1e6:>11.1f}")

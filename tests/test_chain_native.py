@@ -45,12 +45,25 @@ def test_kernel_matches_the_torch_path_for_several_circuits_and_threads():
     assert (one.double() - torch_path).abs().max() < 2e-6
 
 
-def test_gradients_and_float64_stay_in_torch():
+@needs_cc
+def test_kernel_gradients_match_pennylane_and_the_torch_path():
+    x, w = _inputs(2, 11, seed=2)
+    x.requires_grad_(), w.requires_grad_()
+    probe = torch.randn(2, 11, 12, generator=torch.Generator().manual_seed(3))
+    assert chain._native_fits("hqconv", x, w)
+    gx, gw = torch.autograd.grad((simulate("hqconv", x, w) * probe).sum(), (x, w))
+    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    rx, rw = torch.autograd.grad((chain._simulate_chain("hqconv", xd, wd) * probe.double()).sum(), (xd, wd))
+    assert (gx.double() - rx).abs().max() < 1e-5
+    assert ((gw.double() - rw).abs() / (1 + rw.abs())).max() < 1e-5  # 22 inputs' float32 sums per weight
+    ref = pennylane_qnode("hqconv")(xd[1], wd[1])
+    px, pw = torch.autograd.grad((ref * probe[1].double()).sum(), (xd, wd))
+    assert (gx[1].double() - px[1]).abs().max() < 1e-5 and ((gw[1].double() - pw[1]).abs() / (1 + pw[1].abs())).max() < 1e-5
+
+
+def test_float64_stays_in_torch():
     x, w = _inputs(1, 5)
-    assert not chain._native_fits("hqconv", x.requires_grad_(), w)
-    assert not chain._native_fits("hqconv", x.detach().double(), w.double())
-    z = simulate("hqconv", x, w)
-    assert z.requires_grad  # the torch path, differentiable
+    assert not chain._native_fits("hqconv", x.double(), w.double())
 
 
 @pytest.mark.parametrize("env", [{"NISQDIFF_NATIVE": "0"}, {"CC": "false"}])

@@ -255,13 +255,12 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
 
 
 def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bool:
-    """True where the compiled kernel computes what :func:`_simulate_chain` would: no gradient wanted,
-    float32 on the CPU, three sites of four qubits (HQConv)."""
+    """True where the compiled kernel computes what :func:`_simulate_chain` would: float32 on the CPU,
+    three sites of four qubits (HQConv)."""
     from . import native
 
-    grad = torch.is_grad_enabled() and (inputs.requires_grad or weights.requires_grad)
     groups = get_spec(ansatz).groups
-    return (not grad and inputs.dtype == torch.float32 and weights.dtype == torch.float32
+    return (inputs.dtype == torch.float32 and weights.dtype == torch.float32
             and inputs.device.type == "cpu" and len(groups) == 3 and all(len(g) == 4 for g in groups)
             and native.available())  # fmt: skip
 
@@ -278,24 +277,25 @@ def _final_observables(final, groups):
 
 
 def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`)."""
+    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`).
+    Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
+    and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
     from . import native
 
-    with torch.no_grad():
-        groups, ops, final = chain_program(ansatz, weights, defer_final=True)
-        opened, _, obs = _final_observables(final, groups)
-        bonds = [1, 1]
-        for s, t, _, _ in ops:
-            if t is not None:
-                bonds[min(s, t)] *= 2
-        assert all(len(o) == 1 for o in opened) and max(bonds) <= 8, "the kernel's shapes: one open qubit per site, bonds <= 8"
-        masks = [1 << (len(g) - 1 - g.index(o[0])) for g, o in zip(groups, opened)]
-        sites = _product_sites(inputs, groups)
-        c, b, _ = inputs.shape
-        out = torch.stack([
-            native.chain_expval([s[i].reshape(b, -1) for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
-                                masks, obs[i])
-            for i in range(c)])  # fmt: skip
+    groups, ops, final = chain_program(ansatz, weights, defer_final=True)
+    opened, _, obs = _final_observables(final, groups)
+    bonds = [1, 1]
+    for s, t, _, _ in ops:
+        if t is not None:
+            bonds[min(s, t)] *= 2
+    assert all(len(o) == 1 for o in opened) and max(bonds) <= 8, "the kernel's shapes: one open qubit per site, bonds <= 8"
+    masks = [1 << (len(g) - 1 - g.index(o[0])) for g, o in zip(groups, opened)]
+    sites = _product_sites(inputs, groups)
+    c, b, _ = inputs.shape
+    out = torch.stack([
+        native.chain_expval([s[i].reshape(b, -1) for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
+                            masks, obs[i])
+        for i in range(c)])  # fmt: skip
     order = torch.tensor([q for g in groups for q in g])
     return out[..., torch.argsort(order)]
 

@@ -1,14 +1,15 @@
-"""The chain simulator's compiled forward pass (``chain_kernel.c``), built on first use.
+"""The chain simulator compiled (``chain_forward.c``, ``chain_backward.c``): built on first use.
 
 :func:`chain_expval` evaluates <Z_q> of an HQConv-shaped chain (three sites of four qubits, the last
-block deferred with one open qubit per site) for many inputs without gradients, eight inputs per SIMD
-vector, over torch's thread count (OpenMP): the per-input matrix products that torch runs as batched GEMM calls of 4x4 and 16x16 matrices
-(docs/performance.md) run in registers instead. The C source ships with the package and is compiled
-with the machine's ``cc`` (``-O3 -march=native -fopenmp``) into the user cache
-(``$XDG_CACHE_HOME/nisqdiff/native``, keyed by the source's hash and the CPU's flags), once per machine; the shared library
-is loaded with ctypes. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False
-and the chain runs in torch as before (one warning says why). Results agree with the torch path to
-float32 rounding (tests/test_chain_native.py).
+block deferred with one open qubit per site) for many inputs, eight inputs per SIMD vector, over torch's
+thread count (OpenMP): the per-input products of 4x4 and 16x16 matrices that torch runs as batched GEMM
+calls (docs/performance.md) run in registers instead. It is differentiable through the kernel's own
+backward pass (:class:`_ChainExpval`). The C source ships with the package and is compiled with the
+machine's ``cc`` (``-O3 -march=native -fopenmp``) into the user cache (``$XDG_CACHE_HOME/nisqdiff/native``,
+keyed by the source's hash and the CPU's flags), once per machine; the shared library is loaded with
+ctypes. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False and the chain runs
+in torch (one warning says why). Results agree with the torch path to float32 rounding
+(tests/test_chain_native.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("chain_kernel.c")
+SOURCES = [Path(__file__).with_name(n) for n in ("chain_kernel.h", "chain_forward.c", "chain_backward.c")]
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -48,7 +49,7 @@ def _library():
     """The loaded kernel, or None (with one warning) where it cannot be built."""
     if os.environ.get("NISQDIFF_NATIVE", "1") == "0":
         return None
-    source = SOURCE.read_bytes()
+    source = b"".join(p.read_bytes() for p in SOURCES)
     tag = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_id()).hexdigest()[:16]
     path = _cache_dir() / f"chain_kernel-{tag}.so"
     if not path.is_file():
@@ -56,7 +57,7 @@ def _library():
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
                 built = Path(tmp) / path.name
-                subprocess.run([os.environ.get("CC", "cc"), *FLAGS, str(SOURCE), "-o", str(built)], check=True,
+                subprocess.run([os.environ.get("CC", "cc"), *FLAGS, *(str(p) for p in SOURCES[1:]), "-o", str(built)], check=True,
                                capture_output=True, timeout=120)  # fmt: skip
                 os.replace(built, path)  # atomic: concurrent builders each install a complete file
         except (OSError, subprocess.SubprocessError) as exc:
@@ -65,7 +66,7 @@ def _library():
                           "the chain simulator runs in torch (slower, same results)", RuntimeWarning, stacklevel=3)  # fmt: skip
             return None
     lib = ctypes.CDLL(str(path))
-    lib.chain_expval.restype = ctypes.c_int
+    lib.chain_expval.restype = lib.chain_backward.restype = ctypes.c_int
     return lib
 
 
@@ -78,25 +79,49 @@ def _ptr(t: torch.Tensor, kind=ctypes.c_float):
     return ctypes.cast(t.data_ptr(), ctypes.POINTER(kind))
 
 
+class _ChainExpval(torch.autograd.Function):
+    """<Z> (B, 12) from the initial site states (B, 3, 16), the op matrices (n_ops, 16, 16) and the
+    deferred block's observables (3, 8, 8), all complex64; the backward is the kernel's own."""
+
+    @staticmethod
+    def forward(ctx, init, mats, obs, table, masks):
+        lib = _library()
+        b = init.shape[0]
+        init_re, init_im = init.real.contiguous(), init.imag.contiguous()
+        mats_f = torch.view_as_real(mats.resolve_conj()).contiguous()
+        obs_f = torch.view_as_real(obs.resolve_conj()).contiguous()
+        out = torch.empty(b, 12, dtype=torch.float32)
+        lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
+                         _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        ctx.save_for_backward(init_re, init_im, mats_f, obs_f, table, masks)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        init_re, init_im, mats_f, obs_f, table, masks = ctx.saved_tensors
+        b, n_ops = init_re.shape[0], len(table)
+        gz = grad.contiguous().float()
+        g_re, g_im = torch.empty_like(init_re), torch.empty_like(init_im)
+        g_mats = torch.empty(n_ops, 16, 16, 2)
+        g_obs = torch.empty(3, 8, 8, 2)
+        _library().chain_backward(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(n_ops),
+                                  _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(gz), _ptr(g_re), _ptr(g_im),
+                                  _ptr(g_mats), _ptr(g_obs), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        return torch.complex(g_re, g_im), torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None
+
+
 def chain_expval(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], obs: torch.Tensor) -> torch.Tensor:
-    """<Z_q> (B, 12), float32, of one circuit for B inputs.
+    """<Z_q> (B, 12), float32, of one circuit for B inputs; differentiable in the sites, the op
+    matrices and ``obs`` (the kernel's own backward pass).
 
     ``sites``: the three encoded product states, each (B, 16) complex64; ``ops``: the circuit's
     operations as :func:`nisqdiff.circuits.chain.chain_program` gives them for this circuit (matrices
     (16, 16) complex64); ``open_masks``: for each site the bit of its qubit in the deferred block;
     ``obs`` (3, 8, 8) complex64: that block's observables, ``obs[k, j, i]`` = (F^dagger Z_k F)[j, i] over
-    the open qubits in site order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain.native_fits`).
+    the open qubits in site order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
     """
-    lib = _library()
-    b = sites[0].shape[0]
-    init = torch.stack(sites, 1).contiguous()  # (B, 3, 16)
-    init_re, init_im = init.real.contiguous(), init.imag.contiguous()
     table = torch.tensor([[0 if t is None else 1, s, t or 0, mask or 0, i] for i, (s, t, mask, _) in enumerate(ops)],
                          dtype=torch.int32)  # fmt: skip
-    mats = torch.view_as_real(torch.stack([m for *_, m in ops]).resolve_conj()).contiguous()
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    obs_f = torch.view_as_real(obs.resolve_conj()).contiguous()
-    out = torch.empty(b, 12, dtype=torch.float32)
-    lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(ops)),
-                     _ptr(mats), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
-    return out
+    mats = torch.stack([m for *_, m in ops])
+    return _ChainExpval.apply(torch.stack(sites, 1), mats, obs, table, masks)
