@@ -44,14 +44,19 @@ def _cpu_id() -> bytes:
     return (platform.machine() + flags).encode()
 
 
+def library_path() -> Path:
+    """Where the kernel built from these sources with these flags for this CPU lives (or will)."""
+    source = b"".join(p.read_bytes() for p in SOURCES)
+    tag = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_id()).hexdigest()[:16]
+    return _cache_dir() / f"chain_kernel-{tag}.so"
+
+
 @lru_cache(maxsize=None)
 def _library():
     """The loaded kernel, or None (with one warning) where it cannot be built."""
     if os.environ.get("NISQDIFF_NATIVE", "1") == "0":
         return None
-    source = b"".join(p.read_bytes() for p in SOURCES)
-    tag = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_id()).hexdigest()[:16]
-    path = _cache_dir() / f"chain_kernel-{tag}.so"
+    path = library_path()
     if not path.is_file():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,12 +67,19 @@ def _library():
                 os.replace(built, path)  # atomic: concurrent builders each install a complete file
         except (OSError, subprocess.SubprocessError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
-            warnings.warn(f"nisqdiff: the compiled chain kernel is unavailable ({exc}{': ' + detail.decode()[:200] if detail else ''}); "
-                          "the chain simulator runs in torch (slower, same results)", RuntimeWarning, stacklevel=3)  # fmt: skip
-            return None
-    lib = ctypes.CDLL(str(path))
+            return _unavailable(f"{exc}{': ' + detail.decode()[:200] if detail else ''}")
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as exc:  # e.g. a damaged file in the cache
+        return _unavailable(f"{path} does not load: {exc}; delete it to build it again")
     lib.chain_expval.restype = lib.chain_backward.restype = ctypes.c_int
     return lib
+
+
+def _unavailable(why: str) -> None:
+    warnings.warn(f"nisqdiff: the compiled chain kernel is unavailable ({why}); the chain simulator runs in torch "
+                  "(slower, same results)", RuntimeWarning, stacklevel=4)  # fmt: skip
+    return None
 
 
 def available() -> bool:
