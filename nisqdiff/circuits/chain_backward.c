@@ -193,7 +193,7 @@ int chain_backward(const float *init_re, const float *init_im, long n, const int
 #pragma omp parallel num_threads(threads)
   {
     static __thread site_t sites[3], tmp, g[3];
-    /* vectors need 32-byte alignment: aligned_alloc, sizes rounded to 64 bytes (multiples of sizeof(cv)) */
+    /* vectors need their own alignment (up to 64 bytes): aligned_alloc; sizes are multiples of sizeof(cv) */
     site_t *tape = aligned_alloc(64, sizeof(site_t) * 2 * n_ops);
     cv *gm = aligned_alloc(64, sizeof(cv) * n_ops * P * P), *go = aligned_alloc(64, sizeof(cv) * 3 * 64);
     memset(gm, 0, sizeof(cv) * n_ops * P * P), memset(go, 0, sizeof(cv) * 3 * 64);
