@@ -19,12 +19,12 @@ def _inputs(c, b, seed=0):
 
 @needs_cc
 def test_kernel_matches_pennylane():
-    x, w = _inputs(1, 13)  # 13 inputs: one full vector of 8 and a partial one
+    x, w = _inputs(1, 21)  # 21 inputs: full vectors (8 or 16 lanes) and a partial one
     assert native.available() and chain._native_fits("hqconv", x, w)
     with torch.no_grad():
         ours = simulate("hqconv", x, w)
     ref = pennylane_qnode("hqconv")(x[0].double(), w[0].double())
-    assert ours.shape == (1, 13, 12) and ours.dtype == torch.float32
+    assert ours.shape == (1, 21, 12) and ours.dtype == torch.float32
     assert torch.allclose(ours[0].double(), ref, atol=1e-5)
 
 
@@ -41,7 +41,7 @@ def test_kernel_matches_the_torch_path_for_several_circuits_and_threads():
             two = simulate("hqconv", x, w)
         finally:
             torch.set_num_threads(threads)
-    assert torch.equal(one, two)  # every vector of 8 inputs is computed alone: no reduction order to change
+    assert torch.equal(one, two)  # every vector of inputs is computed alone: no reduction order to change
     assert (one.double() - torch_path).abs().max() < 2e-6
 
 

@@ -1,7 +1,7 @@
 /* The forward pass: <Z_q> of every input (see chain_kernel.h). */
 #include "chain_kernel.h"
 
-/* <Z> of every qubit of one 8-input block. ops: n_ops x (kind, s, t, mask, matrix index); kind 0 =
+/* <Z> of every qubit of one block of W inputs. ops: n_ops x (kind, s, t, mask, matrix index); kind 0 =
  * local on site s, 1 = controlled (control site s, target t, control bit mask). open_mask[c]: the bit
  * of site c's open qubit; obs (3, 8, 8, 2): obs[k][j][i] of the deferred block's observables. */
 static void block(const float *init_re, const float *init_im, int n_valid, const int *ops, int n_ops,

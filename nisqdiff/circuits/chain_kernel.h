@@ -2,7 +2,7 @@
  * chain_forward.c and chain_backward.c.
  *
  * The same computation as nisqdiff/circuits/chain.py (_evolve_chain with the final block deferred, then
- * _marginals and _open_density), written per input with eight inputs in the lanes of one vector
+ * _marginals and _open_density), written per input with 8 or 16 inputs in the lanes of one vector
  * register, so that the tiny per-input matrix products run at SIMD width instead of as batched GEMM
  * calls. Driven by an op list prepared in Python (chain.py): local 16x16 blocks and controlled gates
  * between neighbouring sites, then one open qubit per site for the deferred final block.

@@ -1,7 +1,7 @@
 """The chain simulator compiled (``chain_forward.c``, ``chain_backward.c``): built on first use.
 
 :func:`chain_expval` evaluates <Z_q> of an HQConv-shaped chain (three sites of four qubits, the last
-block deferred with one open qubit per site) for many inputs, eight inputs per SIMD vector, over torch's
+block deferred with one open qubit per site) for many inputs, 8 (AVX-512: 16) inputs per SIMD vector, over torch's
 thread count (OpenMP): the per-input products of 4x4 and 16x16 matrices that torch runs as batched GEMM
 calls (docs/performance.md) run in registers instead. It is differentiable through the kernel's own
 backward pass (:class:`_ChainExpval`). The C source ships with the package and is compiled with the
