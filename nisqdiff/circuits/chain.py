@@ -10,7 +10,10 @@ read out in the Heisenberg picture (:func:`simulate_chain`), so the bonds stop a
 state holds 64 + 256 + 64 amplitudes instead of 4096. <Z_q> comes from the diagonal of each group's
 reduced density matrix (left and right environments). :func:`chain_probabilities` applies every block
 instead (bonds up to 8) and contracts the sites into all 2^n Born probabilities, for shot sampling. No
-truncation: the results are exact, and checked against PennyLane and the statevector.
+truncation: the results are exact, and checked against PennyLane and the statevector. The same
+computation, from the same op list (:func:`chain_program`), runs compiled in float32 on the CPU
+(:mod:`nisqdiff.circuits.native`, forward and backward); the torch code here is its reference and
+the path for float64, CUDA and machines without a C compiler.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from functools import lru_cache
 
 import torch
 
+from . import native
 from .ansatz import Gate, get_spec
 from .simulator import _z_signs, block_matrices, embed, encode, fuse, gate_matrix
 
@@ -240,10 +244,10 @@ CHUNK = 2048  # most circuit inputs (C x B) per pass: a quanv stage's 6,272 in 4
 def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, n) for inputs (C, B, n) and weights (C, n_weights) by exact chain simulation.
 
-    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. Without
-    gradients (float32 on the CPU, the compiled kernel built: :mod:`nisqdiff.circuits.native`) it runs
-    in the compiled kernel; otherwise in torch, over equal batch chunks of at most :data:`CHUNK`
-    circuit inputs, whose states stay in cache."""
+    Same contract as :func:`nisqdiff.circuits.simulator.simulate`; requires :func:`supports`. In
+    float32 on the CPU it runs in the compiled kernel (:mod:`nisqdiff.circuits.native`, forward and
+    backward) where that is built; otherwise in torch, over equal batch chunks of at most
+    :data:`CHUNK` circuit inputs, whose states stay in cache."""
     if _native_fits(ansatz, inputs, weights):
         return _simulate_native(ansatz, inputs, weights)
     c, b = inputs.shape[:2]
@@ -257,8 +261,6 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
 def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bool:
     """True where the compiled kernel computes what :func:`_simulate_chain` would: float32 on the CPU,
     three sites of four qubits (HQConv)."""
-    from . import native
-
     groups = get_spec(ansatz).groups
     return (inputs.dtype == torch.float32 and weights.dtype == torch.float32
             and inputs.device.type == "cpu" and len(groups) == 3 and all(len(g) == 4 for g in groups)
@@ -280,8 +282,6 @@ def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -
     """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`).
     Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
     and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
-    from . import native
-
     groups, ops, final = chain_program(ansatz, weights, defer_final=True)
     opened, _, obs = _final_observables(final, groups)
     bonds = [1, 1]
