@@ -61,6 +61,20 @@ def test_kernel_gradients_match_pennylane_and_the_torch_path():
     assert (gx[1].double() - px[1]).abs().max() < 1e-5 and ((gw[1].double() - pw[1]).abs() / (1 + pw[1].abs())).max() < 1e-5
 
 
+@needs_cc
+def test_kernel_gradients_are_the_same_on_every_call():
+    """The weights' gradient sums over inputs split between threads; the sums are added in a fixed order."""
+    x, w = _inputs(1, 200, seed=4)
+    w.requires_grad_()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        grads = [torch.autograd.grad(simulate("hqconv", x, w).sum(), w)[0] for _ in range(3)]
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
 def test_float64_stays_in_torch():
     x, w = _inputs(1, 5)
     assert not chain._native_fits("hqconv", x.double(), w.double())

@@ -1,3 +1,5 @@
+#include <omp.h>
+
 #include "chain_kernel.h"
 
 /* The backward pass: gradients of sum_q gz_q <Z_q> (torch's convention for complex tensors:
@@ -187,10 +189,10 @@ static float lane_sum(vf x) {
 int chain_backward(const float *init_re, const float *init_im, long n, const int *ops, int n_ops,
                    const float *mats, const int *open_mask, const float *obs, const float *gz, float *g_init_re,
                    float *g_init_im, float *g_mats, float *g_obs, int threads) {
-  long blocks = (n + W - 1) / W;
-  memset(g_mats, 0, sizeof(float) * 2 * n_ops * P * P);
-  memset(g_obs, 0, sizeof(float) * 2 * 3 * 64);
-#pragma omp parallel num_threads(threads)
+  long blocks = (n + W - 1) / W, nm = 2L * n_ops * P * P, no = 2L * 3 * 64;
+  int nt = threads > 0 ? threads : 1;
+  float *part = calloc((size_t)nt * (nm + no), sizeof(float)); /* each thread's sums, added in thread order */
+#pragma omp parallel num_threads(nt)
   {
     static __thread site_t sites[3], tmp, g[3];
     /* vectors need their own alignment (up to 64 bytes): aligned_alloc; sizes are multiples of sizeof(cv) */
@@ -204,12 +206,18 @@ int chain_backward(const float *init_re, const float *init_im, long n, const int
       block_backward(init_re + i * 3 * P, init_im + i * 3 * P, valid, ops, n_ops, mats, open_mask, obs, gz + i * 12,
                      g_init_re + i * 3 * P, g_init_im + i * 3 * P, gm, go, sites, &tmp, tape, g);
     }
-#pragma omp critical
-    {
-      for (long e = 0; e < (long)n_ops * P * P; e++) g_mats[2 * e] += lane_sum(gm[e].re), g_mats[2 * e + 1] += lane_sum(gm[e].im);
-      for (int e = 0; e < 3 * 64; e++) g_obs[2 * e] += lane_sum(go[e].re), g_obs[2 * e + 1] += lane_sum(go[e].im);
-    }
+    float *mine = part + (size_t)omp_get_thread_num() * (nm + no);
+    for (long e = 0; e < nm / 2; e++) mine[2 * e] = lane_sum(gm[e].re), mine[2 * e + 1] = lane_sum(gm[e].im);
+    for (long e = 0; e < no / 2; e++) mine[nm + 2 * e] = lane_sum(go[e].re), mine[nm + 2 * e + 1] = lane_sum(go[e].im);
     free(tape), free(gm), free(go);
   }
+  /* a fixed order of addition: the same gradients on every call with the same thread count */
+  memset(g_mats, 0, sizeof(float) * nm), memset(g_obs, 0, sizeof(float) * no);
+  for (int t = 0; t < nt; t++) {
+    const float *p = part + (size_t)t * (nm + no);
+    for (long e = 0; e < nm; e++) g_mats[e] += p[e];
+    for (long e = 0; e < no; e++) g_obs[e] += p[nm + e];
+  }
+  free(part);
   return 0;
 }
