@@ -1,6 +1,20 @@
 /* The forward pass: <Z_q> of every input (see chain_kernel.h). */
 #include "chain_kernel.h"
 
+/* k[(e, x)][(f, y)] = sum over the closed bits of t[e][x] conj(t[f][y]), x and y the open bit (``mask``), for
+ * the n bond entries e, f of a site t (n, P): its gram over the closed qubits, (2n, 2n) */
+static void open_gram(const cv *t, int n, const int *closed, int mask, cv *k) {
+  for (int e = 0; e < n; e++)
+    for (int x = 0; x < 2; x++)
+      for (int f = 0; f < n; f++)
+        for (int y = 0; y < 2; y++) {
+          cv acc = {{0}, {0}};
+          for (int q = 0; q < 8; q++)
+            cmac_conj(&acc, t[e * P + (closed[q] | (x ? mask : 0))], t[f * P + (closed[q] | (y ? mask : 0))]);
+          k[(e * 2 + x) * (2 * n) + f * 2 + y] = acc;
+        }
+}
+
 /* <Z> of every qubit of one block of W inputs. ops: n_ops x (kind, s, t, mask, matrix index); kind 0 =
  * local on site s, 1 = controlled (control site s, target t, control bit mask). open_mask[c]: the bit
  * of site c's open qubit; obs (3, 8, 8, 2): obs[k][j][i] of the deferred block's observables. */
@@ -83,35 +97,9 @@ static void block(const float *init_re, const float *init_im, int n_valid, const
   cv K0[2 * MAXD * 2 * MAXD], K2[2 * MAXD * 2 * MAXD];
   static __thread cv K1[(2 * MAXD * MAXD) * (2 * MAXD * MAXD)];
   int n0 = 2 * da, n2 = 2 * db, n1 = 2 * da * db;
-  for (int a = 0; a < da; a++)
-    for (int x = 0; x < 2; x++)
-      for (int c = 0; c < da; c++)
-        for (int y = 0; y < 2; y++) {
-          cv acc = {{0}, {0}};
-          for (int q = 0; q < 8; q++)
-            cmac_conj(&acc, s0->t[a * P + (closed[0][q] | (x ? open_mask[0] : 0))],
-                      s0->t[c * P + (closed[0][q] | (y ? open_mask[0] : 0))]);
-          K0[(a * 2 + x) * n0 + c * 2 + y] = acc;
-        }
-  for (int b = 0; b < db; b++)
-    for (int x = 0; x < 2; x++)
-      for (int c = 0; c < db; c++)
-        for (int y = 0; y < 2; y++) {
-          cv acc = {{0}, {0}};
-          for (int q = 0; q < 8; q++)
-            cmac_conj(&acc, s2->t[b * P + (closed[2][q] | (x ? open_mask[2] : 0))],
-                      s2->t[c * P + (closed[2][q] | (y ? open_mask[2] : 0))]);
-          K2[(b * 2 + x) * n2 + c * 2 + y] = acc;
-        }
-  for (int i = 0; i < n1; i++) /* i = (a * db + b) * 2 + x */
-    for (int k = 0; k < n1; k++) {
-      int ab = i >> 1, x = i & 1, cd = k >> 1, y = k & 1;
-      cv acc = {{0}, {0}};
-      for (int q = 0; q < 8; q++)
-        cmac_conj(&acc, s1->t[ab * P + (closed[1][q] | (x ? open_mask[1] : 0))],
-                  s1->t[cd * P + (closed[1][q] | (y ? open_mask[1] : 0))]);
-      K1[i * n1 + k] = acc;
-    }
+  open_gram(s0->t, da, closed[0], open_mask[0], K0);
+  open_gram(s1->t, da * db, closed[1], open_mask[1], K1); /* entry (a, b) of site 1 is a * db + b */
+  open_gram(s2->t, db, closed[2], open_mask[2], K2);
   cv Q[4 * 4 * MAXD * MAXD]; /* Q[x0 y0 x1 y1][b b'] = sum_{a,a'} K0[(a,x0)][(a',y0)] K1[(a,b,x1)][(a',b',y1)] */
   memset(Q, 0, sizeof(cv) * 16 * db * db);
   for (int x0 = 0; x0 < 2; x0++)
