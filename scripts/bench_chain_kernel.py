@@ -7,12 +7,14 @@ Prints, per architecture and chain path, the median seconds of a training step's
 (batch 128, bf16 autocast as `nisqdiff train`; no optimizer step) and of a sampling forward (batch 256,
 fp32, no grad), each as a ratio to classical, over ``--rounds`` rounds in which every case runs once in
 turn (so that a slow minute of the machine hits every case alike). The kernel is
-nisqdiff/circuits/native.py; the torch path is what runs without it (``NISQDIFF_NATIVE=0``).
+nisqdiff/circuits/native.py; the torch path is what runs without it (``NISQDIFF_NATIVE=0``,
+``nisqdiff.circuits.chain.torch_only``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -36,22 +38,20 @@ def main() -> None:
     diffusion = GaussianDiffusion()
     x_train, x_sample = torch.randn(128, 1, 28, 28), torch.randn(256, 1, 28, 28)
     t_sample = torch.randint(0, 1000, (256,))
-    fits = chain._native_fits
 
     def run(arch: str, kernel: bool, job: str) -> float:
-        chain._native_fits = fits if kernel else (lambda *_: False)
         model = models[arch]
         t0 = time.perf_counter()
-        if job == "train":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = diffusion.loss(model, x_train)
-            loss.backward()
-        else:
-            with torch.no_grad():
-                model(x_sample, t_sample)
+        with contextlib.nullcontext() if kernel else chain.torch_only():
+            if job == "train":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    loss = diffusion.loss(model, x_train)
+                loss.backward()
+            else:
+                with torch.no_grad():
+                    model(x_sample, t_sample)
         seconds = time.perf_counter() - t0
         model.zero_grad(set_to_none=True)
-        chain._native_fits = fits
         return seconds
 
     cases = [(a, k, j) for j in ("train", "sample") for a in archs for k in ((True,) if a == "classical" else (True, False))]

@@ -14,27 +14,22 @@ in torch, and the forward alone without gradients (sampling) both ways (``chain 
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import torch
 from bench_train import median_time  # scripts/ is on sys.path when a script in it runs
 
-from nisqdiff.circuits import ANSATZE, simulate
-from nisqdiff.circuits import chain, native
+from nisqdiff.circuits import ANSATZE, chain, native, simulate
 from nisqdiff.circuits.chain import supports
 from nisqdiff.circuits.reference import pennylane_qnode
 
 
 def _run(ansatz: str, x: torch.Tensor, w: torch.Tensor, kernel: bool, grad: bool) -> None:
     """The chain forward (and with ``grad`` its backward) in the compiled kernel or in torch."""
-    saved = chain._native_fits
-    chain._native_fits = saved if kernel else (lambda *_: False)
-    try:
-        with torch.set_grad_enabled(grad):
-            z = simulate(ansatz, x, w, method="chain")
-            if grad:
-                z.sum().backward()
-    finally:
-        chain._native_fits = saved
+    with torch.set_grad_enabled(grad), contextlib.nullcontext() if kernel else chain.torch_only():
+        z = simulate(ansatz, x, w, method="chain")
+        if grad:
+            z.sum().backward()
 
 
 def main() -> None:

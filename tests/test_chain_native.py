@@ -75,9 +75,12 @@ def test_kernel_gradients_are_the_same_on_every_call():
     assert all(torch.equal(grads[0], g) for g in grads[1:])
 
 
-def test_float64_stays_in_torch():
+def test_float64_and_torch_only_stay_in_torch():
     x, w = _inputs(1, 5)
     assert not chain._native_fits("hqconv", x.double(), w.double())
+    with chain.torch_only():
+        assert not chain._native_fits("hqconv", x, w)
+    assert chain._native_fits("hqconv", x, w) == native.available()
 
 
 @pytest.mark.parametrize("case", ["switched off", "no compiler", "damaged library"])

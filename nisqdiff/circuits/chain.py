@@ -18,6 +18,7 @@ the path for float64, CUDA and machines without a C compiler.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -258,11 +259,25 @@ def simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> 
     return torch.cat([_simulate_chain(ansatz, part, weights) for part in inputs.split(per, dim=1)], dim=1)
 
 
+_TORCH_ONLY = [False]
+
+
+@contextmanager
+def torch_only():
+    """Within it, the chain runs in torch even where the compiled kernel is built (for benchmarks that
+    compare the two in one process; ``NISQDIFF_NATIVE=0`` does it for a whole process)."""
+    _TORCH_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _TORCH_ONLY[0] = False
+
+
 def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bool:
     """True where the compiled kernel computes what :func:`_simulate_chain` would: float32 on the CPU,
     three sites of four qubits (HQConv)."""
     groups = get_spec(ansatz).groups
-    return (inputs.dtype == torch.float32 and weights.dtype == torch.float32
+    return (not _TORCH_ONLY[0] and inputs.dtype == torch.float32 and weights.dtype == torch.float32
             and inputs.device.type == "cpu" and len(groups) == 3 and all(len(g) == 4 for g in groups)
             and native.available())  # fmt: skip
 
