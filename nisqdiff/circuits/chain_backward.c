@@ -1,27 +1,35 @@
 #include <omp.h>
 
-#include "chain_kernel.h"
+#include "chain_readout.h"
 
 /* The backward pass: gradients of sum_q gz_q <Z_q> (torch's convention for complex tensors:
- * grad = dL/d(re) + i dL/d(im)) with respect to the initial site states, every op matrix and the
- * deferred block's observables. The readout's gradient goes through the full state psi of each input
- * (4,096 amplitudes): E = <psi| H |psi>, H = sum of the weighted Z's and the weighted observables, and
- * dE/d(conj site) contracts H psi with the other sites' conjugates. The ops are then undone in reverse
- * order from a tape of the sites each op changed. */
+ * grad = dL/d(re) + i dL/d(im) = 2 dL/d(conj)) with respect to the initial site states, every op matrix and
+ * the deferred block's observables. E = <psi| H |psi>, H = D + O: D diagonal, the weighted Z's of the
+ * qubits read from the state (d_c on each site), O the weighted observables on the open qubits. dE/d(conj
+ * site) comes from the forward's grams (chain_readout.h), never from the full state: for D, the end sites'
+ * grams weighted by d; for O, the open grams with O contracted in. The ops are then undone in reverse order
+ * from a tape of the sites each op changed. */
 
-static void local_adjoint(cv *g, const cv *x, const float *m, cv *gm) { /* y = M x: g <- M^H g, gm += g x^H */
+/* y_v = M x_v for n vectors v: g_v <- M^H g_v, gm += sum_v g_v x_v^H (summed in registers, added once) */
+static void local_adjoint(cv *g, const cv *x, int n, const float *m, cv *gm) {
   cv tmp[P];
   for (int i = 0; i < P; i++)
-    for (int j = 0; j < P; j++) cmac_conj(&gm[i * P + j], g[i], x[j]);
-  for (int j = 0; j < P; j++) {
-    cv acc = {{0}, {0}};
-    for (int i = 0; i < P; i++) {
-      cv y = cmul(m[(i * P + j) * 2], -m[(i * P + j) * 2 + 1], g[i]);
-      acc.re += y.re; acc.im += y.im;
+    for (int j = 0; j < P; j++) {
+      cv acc = {{0}, {0}};
+      for (int v = 0; v < n; v++) cmac_conj(&acc, g[v * P + i], x[v * P + j]);
+      gm[i * P + j].re += acc.re, gm[i * P + j].im += acc.im;
     }
-    tmp[j] = acc;
+  for (int v = 0; v < n; v++) {
+    for (int j = 0; j < P; j++) {
+      cv acc = {{0}, {0}};
+      for (int i = 0; i < P; i++) {
+        cv y = cmul(m[(i * P + j) * 2], -m[(i * P + j) * 2 + 1], g[v * P + i]);
+        acc.re += y.re; acc.im += y.im;
+      }
+      tmp[j] = acc;
+    }
+    memcpy(&g[v * P], tmp, sizeof(cv) * P);
   }
-  memcpy(g, tmp, sizeof(cv) * P);
 }
 
 static void controlled_adjoint(site_t *g, int s, int t, int mask, const float *rot, const site_t *old_s,
@@ -35,33 +43,203 @@ static void controlled_adjoint(site_t *g, int s, int t, int mask, const float *r
         tmp->t[(l * old_s->dr + r) * P + p] = gs->t[(nl * gs->dr + nr) * P + p];
       }
   copy_site(gs, tmp);
+  /* target site: the bit-1 half of its gradient goes back through the rotation, then both halves add */
+  static __thread cv g1[MAXD * MAXD * P];
+  int n = old_t->dl * old_t->dr;
+  for (int l = 0; l < old_t->dl; l++)
+    for (int r = 0; r < old_t->dr; r++) {
+      int i1 = s < t ? ((l * 2 + 1) * gt->dr + r) : (l * gt->dr + r * 2 + 1);
+      memcpy(&g1[(l * old_t->dr + r) * P], &gt->t[i1 * P], sizeof(cv) * P);
+    }
+  local_adjoint(g1, old_t->t, n, rot, grot);
   tmp->dl = old_t->dl, tmp->dr = old_t->dr;
   for (int l = 0; l < old_t->dl; l++)
     for (int r = 0; r < old_t->dr; r++) {
-      int i0 = s < t ? ((l * 2) * gt->dr + r) : (l * gt->dr + r * 2), i1 = s < t ? i0 + gt->dr : i0 + 1;
-      cv g1[P];
-      memcpy(g1, &gt->t[i1 * P], sizeof(g1));
-      local_adjoint(g1, &old_t->t[(l * old_t->dr + r) * P], rot, grot);
+      int i0 = s < t ? ((l * 2) * gt->dr + r) : (l * gt->dr + r * 2), v = l * old_t->dr + r;
       for (int p = 0; p < P; p++) {
-        tmp->t[(l * old_t->dr + r) * P + p].re = gt->t[i0 * P + p].re + g1[p].re;
-        tmp->t[(l * old_t->dr + r) * P + p].im = gt->t[i0 * P + p].im + g1[p].im;
+        tmp->t[v * P + p].re = gt->t[i0 * P + p].re + g1[v * P + p].re;
+        tmp->t[v * P + p].im = gt->t[i0 * P + p].im + g1[v * P + p].im;
       }
     }
   copy_site(gt, tmp);
+}
+
+/* g[a][a'] = sum_p d[p] t[a][p] conj(t[a'][p]): a site's gram with d on its physical index */
+static void dgram(const cv *t, int n, const vf *d, cv *g) {
+  for (int a = 0; a < n; a++)
+    for (int c = 0; c < n; c++) {
+      cv acc = {{0}, {0}};
+      for (int p = 0; p < P; p++) {
+        cv x = t[a * P + p], y = t[c * P + p];
+        acc.re += d[p] * (x.re * y.re + x.im * y.im);
+        acc.im += d[p] * (x.im * y.re - x.re * y.im);
+      }
+      g[a * n + c] = acc;
+    }
+}
+
+/* out[e][(q, x)] += 2 sum_{a, y} t[a][(q, y)] G[(a, y)][(e, x)] over the n bond entries of a site, (q, x) its
+ * closed index and open bit: the site's gradient from the gradient G of its open gram */
+static void open_gram_adjoint(const cv *t, int n, const cv *G, const int *closed, int mask, cv *out) {
+  for (int a = 0; a < n; a++)
+    for (int y = 0; y < 2; y++) {
+      const cv *row = &G[(a * 2 + y) * (2 * n)]; /* G[(a, y)][.], read in order */
+      cv ty[8];
+      for (int q = 0; q < 8; q++) {
+        cv v = t[a * P + (closed[q] | (y ? mask : 0))];
+        ty[q].re = 2 * v.re, ty[q].im = 2 * v.im;
+      }
+      for (int e = 0; e < n; e++)
+        for (int x = 0; x < 2; x++)
+          for (int q = 0; q < 8; q++) cmac(&out[e * P + (closed[q] | (x ? mask : 0))], ty[q], row[e * 2 + x]);
+    }
+}
+
+/* the gradient of E into g (sites' shapes), from the readout's grams: d[c][p] the weighted Z's, og[x][y] the
+ * weighted observables (bra x, ket y) */
+static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][P], cv og[8][8], site_t *g) {
+  const site_t *s0 = &sites[0], *s1 = &sites[1], *s2 = &sites[2];
+  int da = env->da, db = env->db, n0 = env->n0, n1 = env->n1, n2 = env->n2;
+  static __thread cv tL[MAXD * MAXD * P], tLd[MAXD * MAXD * P], G1[(2 * MAXD * MAXD) * (2 * MAXD * MAXD)];
+  const cv zero = {{0}, {0}};
+  for (int c = 0; c < 3; c++) {
+    g[c].dl = sites[c].dl, g[c].dr = sites[c].dr;
+    for (int i = 0; i < g[c].dl * g[c].dr * P; i++) g[c].t[i] = zero;
+  }
+  /* D. Ld, Rd: the end sites' grams weighted by d; tL[a][b'][p] = sum_a' L[a'][a] s1[a'][b'][p] (tLd with Ld) */
+  cv Ld[MAXD * MAXD], Rd[MAXD * MAXD], Md[MAXD * MAXD], Nd[MAXD * MAXD];
+  dgram(s0->t, da, d[0], Ld);
+  dgram(s2->t, db, d[2], Rd);
+  for (int a = 0; a < da; a++)
+    for (int b = 0; b < db; b++)
+      for (int p = 0; p < P; p++) {
+        cv acc = zero, accd = zero;
+        for (int e = 0; e < da; e++) {
+          cmac(&acc, env->L[e * da + a], s1->t[(e * db + b) * P + p]);
+          cmac(&accd, Ld[e * da + a], s1->t[(e * db + b) * P + p]);
+        }
+        tL[(a * db + b) * P + p] = acc, tLd[(a * db + b) * P + p] = accd;
+      }
+  /* g1[a][b][p] = 2 sum_b' ((d1 tL + tLd)[a][b'][p] R[b'][b] + tL[a][b'][p] Rd[b'][b]);
+   * Nd[b'][b] = sum_{a,p} (d1 tL + tLd)[a][b'][p] conj(s1[a][b][p]) */
+  for (int b = 0; b < db; b++)
+    for (int c = 0; c < db; c++) Nd[b * db + c] = zero;
+  for (int a = 0; a < da; a++)
+    for (int bp = 0; bp < db; bp++)
+      for (int p = 0; p < P; p++) {
+        cv t = tL[(a * db + bp) * P + p], td = tLd[(a * db + bp) * P + p];
+        cv h = {d[1][p] * t.re + td.re, d[1][p] * t.im + td.im};
+        for (int b = 0; b < db; b++) {
+          cv *o = &g[1].t[(a * db + b) * P + p];
+          cv acc = zero;
+          cmac(&acc, h, env->R[bp * db + b]);
+          cmac(&acc, t, Rd[bp * db + b]);
+          o->re += 2 * acc.re, o->im += 2 * acc.im;
+          cmac_conj(&Nd[bp * db + b], h, s1->t[(a * db + b) * P + p]);
+        }
+      }
+  /* Md[a'][a] = sum_{b,p} (sum_b' s1[a'][b'][p] (d1 R + Rd)[b'][b]) conj(s1[a][b][p]) */
+  for (int a = 0; a < da; a++)
+    for (int c = 0; c < da; c++) Md[a * da + c] = zero;
+  for (int ap = 0; ap < da; ap++)
+    for (int b = 0; b < db; b++)
+      for (int p = 0; p < P; p++) {
+        cv w = zero;
+        for (int bp = 0; bp < db; bp++) {
+          cv r = env->R[bp * db + b], rd = Rd[bp * db + b];
+          cv k = {d[1][p] * r.re + rd.re, d[1][p] * r.im + rd.im};
+          cmac(&w, s1->t[(ap * db + bp) * P + p], k);
+        }
+        for (int a = 0; a < da; a++) cmac_conj(&Md[ap * da + a], w, s1->t[(a * db + b) * P + p]);
+      }
+  /* g0[a][p] = 2 sum_a' s0[a'][p] (d0 M + Md)[a'][a];  g2[b][p] = 2 sum_b' s2[b'][p] (d2 N + Nd)[b'][b] */
+  for (int a = 0; a < da; a++)
+    for (int p = 0; p < P; p++) {
+      cv acc = zero;
+      for (int ap = 0; ap < da; ap++) {
+        cv m = env->M[ap * da + a], md = Md[ap * da + a];
+        cv k = {d[0][p] * m.re + md.re, d[0][p] * m.im + md.im};
+        cmac(&acc, s0->t[ap * P + p], k);
+      }
+      g[0].t[a * P + p].re += 2 * acc.re, g[0].t[a * P + p].im += 2 * acc.im;
+    }
+  for (int b = 0; b < db; b++)
+    for (int p = 0; p < P; p++) {
+      cv acc = zero;
+      for (int bp = 0; bp < db; bp++) {
+        cv m = env->N[bp * db + b], md = Nd[bp * db + b];
+        cv k = {d[2][p] * m.re + md.re, d[2][p] * m.im + md.im};
+        cmac(&acc, s2->t[bp * P + p], k);
+      }
+      g[2].t[b * P + p].re += 2 * acc.re, g[2].t[b * P + p].im += 2 * acc.im;
+    }
+  /* O. S[y0 x0 y1 x1][a2][b] = sum_{x2,y2} og[x0x1x2][y0y1y2] K2[(a2,y2)][(b,x2)]; the open grams' gradients
+   * G0 = K1 S, G1 = K0 S, G2 = og Q; then each site's from its own */
+  cv S[16 * MAXD * MAXD], G0[4 * MAXD * MAXD], G2[4 * MAXD * MAXD];
+  for (int i = 0; i < 16; i++) { /* i = ((y0 * 2 + x0) * 2 + y1) * 2 + x1 */
+    int y0 = i >> 3, x0 = (i >> 2) & 1, y1 = (i >> 1) & 1, x1 = i & 1;
+    for (int a2 = 0; a2 < db; a2++)
+      for (int b = 0; b < db; b++) {
+        cv acc = zero;
+        for (int x2 = 0; x2 < 2; x2++)
+          for (int y2 = 0; y2 < 2; y2++)
+            cmac(&acc, og[x0 * 4 + x1 * 2 + x2][y0 * 4 + y1 * 2 + y2], env->K2[(a2 * 2 + y2) * n2 + b * 2 + x2]);
+        S[(i * db + a2) * db + b] = acc;
+      }
+  }
+  for (int a = 0; a < da; a++)
+    for (int a2 = 0; a2 < db; a2++)
+      for (int y1 = 0; y1 < 2; y1++)
+        for (int e = 0; e < da; e++)
+          for (int b = 0; b < db; b++)
+            for (int x1 = 0; x1 < 2; x1++) {
+              cv acc = zero;
+              for (int y0 = 0; y0 < 2; y0++)
+                for (int x0 = 0; x0 < 2; x0++)
+                  cmac(&acc, env->K0[(a * 2 + y0) * n0 + e * 2 + x0], S[((((y0 * 2 + x0) * 2 + y1) * 2 + x1) * db + a2) * db + b]);
+              G1[((a * db + a2) * 2 + y1) * n1 + (e * db + b) * 2 + x1] = acc;
+            }
+  for (int a = 0; a < da; a++)
+    for (int y0 = 0; y0 < 2; y0++)
+      for (int e = 0; e < da; e++)
+        for (int x0 = 0; x0 < 2; x0++) {
+          cv acc = zero;
+          for (int y1 = 0; y1 < 2; y1++)
+            for (int x1 = 0; x1 < 2; x1++)
+              for (int a2 = 0; a2 < db; a2++)
+                for (int b = 0; b < db; b++)
+                  cmac(&acc, env->K1[((a * db + a2) * 2 + y1) * n1 + (e * db + b) * 2 + x1],
+                       S[((((y0 * 2 + x0) * 2 + y1) * 2 + x1) * db + a2) * db + b]);
+          G0[(a * 2 + y0) * n0 + e * 2 + x0] = acc;
+        }
+  for (int a2 = 0; a2 < db; a2++)
+    for (int y2 = 0; y2 < 2; y2++)
+      for (int b = 0; b < db; b++)
+        for (int x2 = 0; x2 < 2; x2++) {
+          cv acc = zero;
+          for (int i = 0; i < 16; i++) { /* Q's i = ((y0 * 2 + x0) * 2 + y1) * 2 + x1, ket bits first */
+            int y0 = i >> 3, x0 = (i >> 2) & 1, y1 = (i >> 1) & 1, x1 = i & 1;
+            cmac(&acc, og[x0 * 4 + x1 * 2 + x2][y0 * 4 + y1 * 2 + y2], env->Q[(i * db + a2) * db + b]);
+          }
+          G2[(a2 * 2 + y2) * n2 + b * 2 + x2] = acc;
+        }
+  open_gram_adjoint(s0->t, da, G0, env->closed[0], 8 >> env->jo[0], g[0].t);
+  open_gram_adjoint(s1->t, da * db, G1, env->closed[1], 8 >> env->jo[1], g[1].t);
+  open_gram_adjoint(s2->t, db, G2, env->closed[2], 8 >> env->jo[2], g[2].t);
 }
 
 static void block_backward(const float *init_re, const float *init_im, int n_valid, const int *ops, int n_ops,
                            const float *mats, const int *open_mask, const float *obs, const float *gz,
                            float *g_init_re, float *g_init_im, cv *g_mats, cv *g_obs, site_t *sites, site_t *tmp,
                            site_t *tape, site_t *g) {
-  static __thread cv psi[P * P * P], T[P * MAXD * P], Y[P * P * MAXD];
+  static __thread readout_t env;
+  vf z[12], gq[12];
   load_init(init_re, init_im, n_valid, sites);
   evolve(sites, tmp, ops, n_ops, mats, tape);
-  vf gq[12];
+  readout(sites, open_mask, obs, z, &env);
   for (int q = 0; q < 12; q++)
     for (int w = 0; w < W; w++) gq[q][w] = w < n_valid ? gz[w * 12 + q] : 0.f;
-  int jo[3];
-  for (int c = 0; c < 3; c++) jo[c] = open_mask[c] == 8 ? 0 : open_mask[c] == 4 ? 1 : open_mask[c] == 2 ? 2 : 3;
+  const int *jo = env.jo;
   vf d[3][P]; /* the weighted Z's of the qubits read from the state, per site */
   for (int c = 0; c < 3; c++)
     for (int p = 0; p < P; p++) {
@@ -81,93 +259,20 @@ static void block_backward(const float *init_re, const float *init_im, int n_val
       }
       og[j][i] = acc;
     }
-  site_t *s0 = &sites[0], *s1 = &sites[1], *s2 = &sites[2];
-  int da = s0->dr, db = s1->dr;
-  for (int p0 = 0; p0 < P; p0++) /* T[p0][b][p1] = sum_a s0[a][p0] s1[a][b][p1] */
-    for (int b = 0; b < db; b++)
-      for (int p1 = 0; p1 < P; p1++) {
-        cv acc = {{0}, {0}};
-        for (int a = 0; a < da; a++) cmac(&acc, s0->t[a * P + p0], s1->t[(a * db + b) * P + p1]);
-        T[(p0 * db + b) * P + p1] = acc;
-      }
-  for (int p0 = 0; p0 < P; p0++) /* psi[p0][p1][p2] = sum_b T[p0][b][p1] s2[b][p2] */
-    for (int p1 = 0; p1 < P; p1++)
-      for (int p2 = 0; p2 < P; p2++) {
-        cv acc = {{0}, {0}};
-        for (int b = 0; b < db; b++) cmac(&acc, T[(p0 * db + b) * P + p1], s2->t[b * P + p2]);
-        psi[(p0 * P + p1) * P + p2] = acc;
-      }
-  /* psi <- H psi, closed index by closed index; rho of the open qubits on the way (for the observables' gradient) */
-  int closed[3][8];
-  for (int c = 0; c < 3; c++)
-    for (int p = 0, n = 0; p < P; p++)
-      if (!(p & open_mask[c])) closed[c][n++] = p;
-  cv rho[8][8];
-  memset(rho, 0, sizeof(rho));
-  for (int c0 = 0; c0 < 8; c0++)
-    for (int c1 = 0; c1 < 8; c1++)
-      for (int c2 = 0; c2 < 8; c2++) {
-        int idx[8];
-        cv v[8];
-        for (int x = 0; x < 8; x++) {
-          int p0 = closed[0][c0] | (x & 4 ? open_mask[0] : 0), p1 = closed[1][c1] | (x & 2 ? open_mask[1] : 0),
-              p2 = closed[2][c2] | (x & 1 ? open_mask[2] : 0);
-          idx[x] = (p0 * P + p1) * P + p2;
-          v[x] = psi[idx[x]];
-        }
-        for (int x = 0; x < 8; x++)
-          for (int y = 0; y < 8; y++) cmac_conj(&rho[x][y], v[x], v[y]);
-        for (int j = 0; j < 8; j++) {
-          int pj = idx[j], p0 = pj >> 8, p1 = (pj >> 4) & 15, p2 = pj & 15;
-          vf dd = d[0][p0] + d[1][p1] + d[2][p2];
-          cv acc = {dd * v[j].re, dd * v[j].im};
-          for (int i = 0; i < 8; i++) cmac(&acc, og[j][i], v[i]);
-          psi[pj] = acc;
-        }
-      }
   for (int k = 0; k < 3; k++) /* g_obs[k][j][i] += g_k rho[j][i] */
     for (int j = 0; j < 8; j++)
       for (int i = 0; i < 8; i++) {
-        g_obs[(k * 8 + j) * 8 + i].re += gq[k * 4 + jo[k]] * rho[j][i].re;
-        g_obs[(k * 8 + j) * 8 + i].im += gq[k * 4 + jo[k]] * rho[j][i].im;
+        g_obs[(k * 8 + j) * 8 + i].re += gq[k * 4 + jo[k]] * env.rho[j][i].re;
+        g_obs[(k * 8 + j) * 8 + i].im += gq[k * 4 + jo[k]] * env.rho[j][i].im;
       }
-  /* Y[p0][p1][b] = sum_p2 phi conj(s2[b][p2]); site gradients (times 2: torch's convention) */
-  for (int p0 = 0; p0 < P; p0++)
-    for (int p1 = 0; p1 < P; p1++)
-      for (int b = 0; b < db; b++) {
-        cv acc = {{0}, {0}};
-        for (int p2 = 0; p2 < P; p2++) cmac_conj(&acc, psi[(p0 * P + p1) * P + p2], s2->t[b * P + p2]);
-        Y[(p0 * P + p1) * db + b] = acc;
-      }
-  for (int c = 0; c < 3; c++) g[c].dl = sites[c].dl, g[c].dr = sites[c].dr;
-  for (int a = 0; a < da; a++)
-    for (int p0 = 0; p0 < P; p0++) {
-      cv acc = {{0}, {0}};
-      for (int p1 = 0; p1 < P; p1++)
-        for (int b = 0; b < db; b++) cmac_conj(&acc, Y[(p0 * P + p1) * db + b], s1->t[(a * db + b) * P + p1]);
-      g[0].t[a * P + p0].re = 2 * acc.re, g[0].t[a * P + p0].im = 2 * acc.im;
-    }
-  for (int a = 0; a < da; a++)
-    for (int b = 0; b < db; b++)
-      for (int p1 = 0; p1 < P; p1++) {
-        cv acc = {{0}, {0}};
-        for (int p0 = 0; p0 < P; p0++) cmac_conj(&acc, Y[(p0 * P + p1) * db + b], s0->t[a * P + p0]);
-        g[1].t[(a * db + b) * P + p1].re = 2 * acc.re, g[1].t[(a * db + b) * P + p1].im = 2 * acc.im;
-      }
-  for (int b = 0; b < db; b++)
-    for (int p2 = 0; p2 < P; p2++) {
-      cv acc = {{0}, {0}};
-      for (int p0 = 0; p0 < P; p0++)
-        for (int p1 = 0; p1 < P; p1++) cmac_conj(&acc, psi[(p0 * P + p1) * P + p2], T[(p0 * db + b) * P + p1]);
-      g[2].t[b * P + p2].re = 2 * acc.re, g[2].t[b * P + p2].im = 2 * acc.im;
-    }
+  readout_backward(sites, &env, d, og, g);
   for (int o = n_ops - 1; o >= 0; o--) { /* undo the ops */
     const int *op = &ops[o * 5];
     const float *m = &mats[(long)op[4] * P * P * 2];
     cv *gm = &g_mats[(long)op[4] * P * P];
     if (op[0] == 0) {
       site_t *gs = &g[op[1]];
-      for (int lr = 0; lr < gs->dl * gs->dr; lr++) local_adjoint(&gs->t[lr * P], &tape[2 * o].t[lr * P], m, gm);
+      local_adjoint(gs->t, tape[2 * o].t, gs->dl * gs->dr, m, gm);
     } else {
       controlled_adjoint(g, op[1], op[2], op[3], m, &tape[2 * o], &tape[2 * o + 1], gm, tmp);
     }

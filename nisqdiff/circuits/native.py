@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name(n) for n in ("chain_kernel.h", "chain_forward.c", "chain_backward.c")]
+SOURCES = [Path(__file__).with_name(n) for n in ("chain_kernel.h", "chain_readout.h", "chain_forward.c", "chain_backward.c")]
 FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC")
 
 
@@ -62,7 +62,7 @@ def _library():
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
                 built = Path(tmp) / path.name
-                subprocess.run([os.environ.get("CC", "cc"), *FLAGS, *(str(p) for p in SOURCES[1:]), "-o", str(built)], check=True,
+                subprocess.run([os.environ.get("CC", "cc"), *FLAGS, *(str(p) for p in SOURCES if p.suffix == ".c"), "-o", str(built)], check=True,
                                capture_output=True, timeout=120)  # fmt: skip
                 os.replace(built, path)  # atomic: concurrent builders each install a complete file
         except (OSError, subprocess.SubprocessError) as exc:
