@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from nisqdiff.circuits import chain, native, simulate
+from nisqdiff.circuits import chain, native, probabilities, simulate
 from nisqdiff.circuits.reference import pennylane_qnode
 
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler here: the chain runs in torch")
@@ -73,6 +73,19 @@ def test_kernel_gradients_are_the_same_on_every_call():
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(grads[0], g) for g in grads[1:])
+
+
+@needs_cc
+def test_kernel_probabilities_match_the_statevector():
+    """The shots device's Born probabilities from the kernel: the float64 statevector's, qubit 0 most significant."""
+    x, w = _inputs(2, 19, seed=5)
+    assert chain._native_fits("hqconv", x, w)
+    p = probabilities("hqconv", x, w)
+    ref = probabilities("hqconv", x.double(), w.double(), method="statevector")
+    assert p.shape == (2, 19, 4096) and p.dtype == torch.float32
+    assert (p.double() - ref).abs().max() < 1e-6 and (p.sum(-1) - 1).abs().max() < 1e-5
+    with chain.torch_only():
+        assert (probabilities("hqconv", x, w).double() - ref).abs().max() < 1e-6
 
 
 def test_float64_and_torch_only_stay_in_torch():

@@ -226,6 +226,24 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     for inputs (C, B, n) and weights (C, n_weights): the chain with every block applied (bonds up
     to 8 for HQConv), contracted site by site into the full state. Exact; requires :func:`supports`.
     For shot sampling (not differentiated)."""
+    c, b = inputs.shape[:2]
+    if _native_fits(ansatz, inputs, weights):  # the compiled kernel: psi and the deferred block per input
+        groups, ops, final, masks = _native_program(ansatz, weights)
+        f = _final_matrix(final, groups)[2]
+        sites = [s.reshape(c, b, -1) for s in _product_sites(inputs, groups)]
+        probs = torch.stack([native.chain_probabilities([s[i] for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
+                                                        masks, f[i]) for i in range(c)])  # fmt: skip
+        probs = probs.reshape(c, b, *([2] * inputs.shape[-1]))
+    else:
+        probs = _torch_probabilities(ansatz, inputs, weights).reshape(c, b, *([2] * inputs.shape[-1]))
+        groups = [tuple(g) for g in get_spec(ansatz).groups]
+    order = [q for g in groups for q in g]
+    perm = [order.index(q) for q in range(len(order))]
+    return probs.permute(0, 1, *(2 + i for i in perm)).reshape(c, b, -1)
+
+
+def _torch_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`chain_probabilities` in torch, (C, B, 2^n) with the qubits in group order."""
     sites, groups, _ = _evolve_chain(ansatz, inputs, weights, defer_final=False)
     c, b = inputs.shape[:2]
     state = sites[0].reshape(c, b, sites[0].shape[3], -1).transpose(-1, -2)  # (C, B, P, D)
@@ -233,10 +251,7 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
         dl, dr, p = site.shape[2:]
         state = torch.matmul(state, site.reshape(c, b, dl, dr * p))  # (C, B, P_acc, Dr * P)
         state = state.reshape(c, b, -1, dr, p).transpose(-1, -2).reshape(c, b, -1, dr)
-    probs = (state.real.square() + state.imag.square()).reshape(c, b, *([2] * inputs.shape[-1]))
-    order = [q for g in groups for q in g]
-    perm = [order.index(q) for q in range(len(order))]
-    return probs.permute(0, 1, *(2 + i for i in perm)).reshape(c, b, -1)
+    return (state.real.square() + state.imag.square()).reshape(c, b, -1)
 
 
 CHUNK = 2048  # most circuit inputs (C x B) per pass: a quanv stage's 6,272 in 4 passes, 2x faster forward in cache
@@ -282,29 +297,41 @@ def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bo
             and native.available())  # fmt: skip
 
 
-def _final_observables(final, groups):
-    """(opened qubits per site, their space in site order, observables (C, k, d, d)) of the deferred
-    block: ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] on the open qubits."""
+def _final_matrix(final, groups):
+    """(opened qubits per site, their space in site order, F (C, d, d)) of the deferred block on its open qubits."""
     block, mat = final
     opened = [tuple(q for q in g if q in block.qubits) for g in groups]
     space = tuple(q for o in opened for q in o)
-    f = embed([(mat, block.qubits)], space)  # (C, d, d) on the open qubits
+    return opened, space, embed([(mat, block.qubits)], space)
+
+
+def _final_observables(final, groups):
+    """(opened qubits per site, their space in site order, observables (C, k, d, d)) of the deferred
+    block: ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] on the open qubits."""
+    opened, space, f = _final_matrix(final, groups)
     signs = _z_signs(len(space), str(f.device), f.real.dtype).to(f.dtype)  # (d, k)
     return opened, space, torch.einsum("caj,ak,cai->ckji", f.conj(), signs, f)
 
 
-def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`).
-    Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
-    and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
+def _native_program(ansatz: str, weights: torch.Tensor):
+    """(groups, ops, final, the open qubit's bit of each site) for the compiled kernel."""
     groups, ops, final = chain_program(ansatz, weights, defer_final=True)
-    opened, _, obs = _final_observables(final, groups)
+    opened = [tuple(q for q in g if q in final[0].qubits) for g in groups]
     bonds = [1, 1]
     for s, t, _, _ in ops:
         if t is not None:
             bonds[min(s, t)] *= 2
     assert all(len(o) == 1 for o in opened) and max(bonds) <= 8, "the kernel's shapes: one open qubit per site, bonds <= 8"
     masks = [1 << (len(g) - 1 - g.index(o[0])) for g, o in zip(groups, opened)]
+    return groups, ops, final, masks
+
+
+def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`).
+    Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
+    and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
+    groups, ops, final, masks = _native_program(ansatz, weights)
+    obs = _final_observables(final, groups)[2]
     sites = _product_sites(inputs, groups)
     c, b, _ = inputs.shape
     out = torch.stack([

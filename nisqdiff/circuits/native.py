@@ -72,7 +72,7 @@ def _library():
         lib = ctypes.CDLL(str(path))
     except OSError as exc:  # e.g. a damaged file in the cache
         return _unavailable(f"{path} does not load: {exc}; delete it to build it again")
-    lib.chain_expval.restype = lib.chain_backward.restype = ctypes.c_int
+    lib.chain_expval.restype = lib.chain_backward.restype = lib.chain_probs.restype = ctypes.c_int
     return lib
 
 
@@ -122,6 +122,31 @@ class _ChainExpval(torch.autograd.Function):
         return torch.complex(g_re, g_im), torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None
 
 
+def _op_table(ops: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ops as the kernel reads them: (n_ops, 5) int32 rows (kind, s, t, mask, matrix index), and the
+    matrices (n_ops, 16, 16) complex64."""
+    table = torch.tensor([[0 if t is None else 1, s, t or 0, mask or 0, i] for i, (s, t, mask, _) in enumerate(ops)],
+                         dtype=torch.int32)  # fmt: skip
+    return table, torch.stack([m for *_, m in ops])
+
+
+def chain_probabilities(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], final: torch.Tensor) -> torch.Tensor:
+    """Born probabilities (B, 4096) float32 of one circuit for B inputs, basis index p0 * 256 + p1 * 16 + p2
+    (each site's qubits in group order); not differentiable. ``sites``, ``ops``, ``open_masks`` as for
+    :func:`chain_expval`; ``final`` (8, 8) complex64: the deferred block on the open qubits in site order."""
+    table, mats = _op_table(ops)
+    init = torch.stack(sites, 1).detach()
+    init_re, init_im = init.real.contiguous(), init.imag.contiguous()
+    mats_f = torch.view_as_real(mats.detach().resolve_conj()).contiguous()
+    f = torch.view_as_real(final.detach().resolve_conj()).contiguous()
+    masks = torch.tensor(open_masks, dtype=torch.int32)
+    b = init.shape[0]
+    out = torch.empty(b, 4096, dtype=torch.float32)
+    _library().chain_probs(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
+                           _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+    return out
+
+
 def chain_expval(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], obs: torch.Tensor) -> torch.Tensor:
     """<Z_q> (B, 12), float32, of one circuit for B inputs; differentiable in the sites, the op
     matrices and ``obs`` (the kernel's own backward pass).
@@ -132,8 +157,6 @@ def chain_expval(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[i
     ``obs`` (3, 8, 8) complex64: that block's observables, ``obs[k, j, i]`` = (F^dagger Z_k F)[j, i] over
     the open qubits in site order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
     """
-    table = torch.tensor([[0 if t is None else 1, s, t or 0, mask or 0, i] for i, (s, t, mask, _) in enumerate(ops)],
-                         dtype=torch.int32)  # fmt: skip
+    table, mats = _op_table(ops)
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    mats = torch.stack([m for *_, m in ops])
     return _ChainExpval.apply(torch.stack(sites, 1), mats, obs, table, masks)
