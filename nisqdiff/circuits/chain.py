@@ -224,8 +224,9 @@ def _product_sites(inputs: torch.Tensor, groups) -> list[torch.Tensor]:
 def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Born probabilities of every basis state, (C, B, 2^n) real, qubit 0 the most significant bit,
     for inputs (C, B, n) and weights (C, n_weights): the chain with every block applied (bonds up
-    to 8 for HQConv), contracted site by site into the full state. Exact; requires :func:`supports`.
-    For shot sampling (not differentiated)."""
+    to 8 for HQConv), contracted site by site into the full state; in float32 on the CPU the compiled
+    kernel builds the state with the last block deferred and applies it to the open qubits per input.
+    Exact; requires :func:`supports`. For shot sampling (not differentiated)."""
     c, b = inputs.shape[:2]
     if _native_fits(ansatz, inputs, weights):  # the compiled kernel: psi and the deferred block per input
         groups, ops, final, masks = _native_program(ansatz, weights)

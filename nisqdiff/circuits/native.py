@@ -4,7 +4,8 @@
 block deferred with one open qubit per site) for many inputs, 8 (AVX-512: 16) inputs per SIMD vector, over torch's
 thread count (OpenMP): the per-input products of 4x4 and 16x16 matrices that torch runs as batched GEMM
 calls (docs/performance.md) run in registers instead. It is differentiable through the kernel's own
-backward pass (:class:`_ChainExpval`). The C source ships with the package and is compiled with the
+backward pass (:class:`_ChainExpval`); :func:`chain_probabilities` gives the same circuits' Born
+probabilities (for the ``shots`` device). The C source ships with the package and is compiled with the
 machine's ``cc`` (``-O3 -march=native -fopenmp``) into the user cache (``$XDG_CACHE_HOME/nisqdiff/native``,
 keyed by the source's hash and the CPU's flags), once per machine; the shared library is loaded with
 ctypes. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False and the chain runs
@@ -91,6 +92,15 @@ def _ptr(t: torch.Tensor, kind=ctypes.c_float):
     return ctypes.cast(t.data_ptr(), ctypes.POINTER(kind))
 
 
+def _planar(init: torch.Tensor, mats: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The kernel's float layouts: the initial sites' real and imaginary parts (B, 3, 16) each, and the op
+    matrices and ``other`` (the observables or the deferred block) with (re, im) as a last axis."""
+    def interleaved(t):
+        return torch.view_as_real(t.resolve_conj()).contiguous()
+
+    return init.real.contiguous(), init.imag.contiguous(), interleaved(mats), interleaved(other)
+
+
 class _ChainExpval(torch.autograd.Function):
     """<Z> (B, 12) from the initial site states (B, 3, 16), the op matrices (n_ops, 16, 16) and the
     deferred block's observables (3, 8, 8), all complex64; the backward is the kernel's own."""
@@ -99,9 +109,7 @@ class _ChainExpval(torch.autograd.Function):
     def forward(ctx, init, mats, obs, table, masks):
         lib = _library()
         b = init.shape[0]
-        init_re, init_im = init.real.contiguous(), init.imag.contiguous()
-        mats_f = torch.view_as_real(mats.resolve_conj()).contiguous()
-        obs_f = torch.view_as_real(obs.resolve_conj()).contiguous()
+        init_re, init_im, mats_f, obs_f = _planar(init, mats, obs)
         out = torch.empty(b, 12, dtype=torch.float32)
         lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
                          _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
@@ -135,12 +143,9 @@ def chain_probabilities(sites: list[torch.Tensor], ops: list[tuple], open_masks:
     (each site's qubits in group order); not differentiable. ``sites``, ``ops``, ``open_masks`` as for
     :func:`chain_expval`; ``final`` (8, 8) complex64: the deferred block on the open qubits in site order."""
     table, mats = _op_table(ops)
-    init = torch.stack(sites, 1).detach()
-    init_re, init_im = init.real.contiguous(), init.imag.contiguous()
-    mats_f = torch.view_as_real(mats.detach().resolve_conj()).contiguous()
-    f = torch.view_as_real(final.detach().resolve_conj()).contiguous()
+    init_re, init_im, mats_f, f = _planar(torch.stack(sites, 1).detach(), mats.detach(), final.detach())
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    b = init.shape[0]
+    b = init_re.shape[0]
     out = torch.empty(b, 4096, dtype=torch.float32)
     _library().chain_probs(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
                            _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
