@@ -95,6 +95,21 @@ static void open_gram_adjoint(const cv *t, int n, const cv *G, const int *closed
     }
 }
 
+/* out[a][p] += 2 sum_a' t[a'][p] (d[p] M[a'][a] + Md[a'][a]): an end site's gradient from its environment M and
+ * the d-weighted one Md, n its bond */
+static void end_site_adjoint(const cv *t, int n, const vf *d, const cv *M, const cv *Md, cv *out) {
+  for (int a = 0; a < n; a++)
+    for (int p = 0; p < P; p++) {
+      cv acc = {{0}, {0}};
+      for (int ap = 0; ap < n; ap++) {
+        cv m = M[ap * n + a], md = Md[ap * n + a];
+        cv k = {d[p] * m.re + md.re, d[p] * m.im + md.im};
+        cmac(&acc, t[ap * P + p], k);
+      }
+      out[a * P + p].re += 2 * acc.re, out[a * P + p].im += 2 * acc.im;
+    }
+}
+
 /* the gradient of E into g (sites' shapes), from the readout's grams: d[c][p] the weighted Z's, og[x][y] the
  * weighted observables (bra x, ket y) */
 static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][P], cv og[8][8], site_t *g) {
@@ -152,27 +167,8 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
         }
         for (int a = 0; a < da; a++) cmac_conj(&Md[ap * da + a], w, s1->t[(a * db + b) * P + p]);
       }
-  /* g0[a][p] = 2 sum_a' s0[a'][p] (d0 M + Md)[a'][a];  g2[b][p] = 2 sum_b' s2[b'][p] (d2 N + Nd)[b'][b] */
-  for (int a = 0; a < da; a++)
-    for (int p = 0; p < P; p++) {
-      cv acc = zero;
-      for (int ap = 0; ap < da; ap++) {
-        cv m = env->M[ap * da + a], md = Md[ap * da + a];
-        cv k = {d[0][p] * m.re + md.re, d[0][p] * m.im + md.im};
-        cmac(&acc, s0->t[ap * P + p], k);
-      }
-      g[0].t[a * P + p].re += 2 * acc.re, g[0].t[a * P + p].im += 2 * acc.im;
-    }
-  for (int b = 0; b < db; b++)
-    for (int p = 0; p < P; p++) {
-      cv acc = zero;
-      for (int bp = 0; bp < db; bp++) {
-        cv m = env->N[bp * db + b], md = Nd[bp * db + b];
-        cv k = {d[2][p] * m.re + md.re, d[2][p] * m.im + md.im};
-        cmac(&acc, s2->t[bp * P + p], k);
-      }
-      g[2].t[b * P + p].re += 2 * acc.re, g[2].t[b * P + p].im += 2 * acc.im;
-    }
+  end_site_adjoint(s0->t, da, d[0], env->M, Md, g[0].t); /* g0[a][p] = 2 sum_a' s0[a'][p] (d0 M + Md)[a'][a] */
+  end_site_adjoint(s2->t, db, d[2], env->N, Nd, g[2].t); /* g2[b][p] = 2 sum_b' s2[b'][p] (d2 N + Nd)[b'][b] */
   /* O. S[y0 x0 y1 x1][a2][b] = sum_{x2,y2} og[x0x1x2][y0y1y2] K2[(a2,y2)][(b,x2)]; the open grams' gradients
    * G0 = K1 S, G1 = K0 S, G2 = og Q; then each site's from its own */
   cv S[16 * MAXD * MAXD], G0[4 * MAXD * MAXD], G2[4 * MAXD * MAXD];
