@@ -137,8 +137,7 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
       }
   /* g1[a][b][p] = 2 sum_b' ((d1 tL + tLd)[a][b'][p] R[b'][b] + tL[a][b'][p] Rd[b'][b]);
    * Nd[b'][b] = sum_{a,p} (d1 tL + tLd)[a][b'][p] conj(s1[a][b][p]) */
-  for (int b = 0; b < db; b++)
-    for (int c = 0; c < db; c++) Nd[b * db + c] = zero;
+  memset(Nd, 0, sizeof(Nd));
   for (int a = 0; a < da; a++)
     for (int bp = 0; bp < db; bp++)
       for (int p = 0; p < P; p++) {
@@ -154,8 +153,7 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
         }
       }
   /* Md[a'][a] = sum_{b,p} (sum_b' s1[a'][b'][p] (d1 R + Rd)[b'][b]) conj(s1[a][b][p]) */
-  for (int a = 0; a < da; a++)
-    for (int c = 0; c < da; c++) Md[a * da + c] = zero;
+  memset(Md, 0, sizeof(Md));
   for (int ap = 0; ap < da; ap++)
     for (int b = 0; b < db; b++)
       for (int p = 0; p < P; p++) {
