@@ -11,6 +11,7 @@
 #   DATA=../shared/data OUT=runs/protocol RUNS="classical-s2 1hqconv-s0" bash scripts/paper_protocol.sh
 #   STAGES="sample evaluate" RUNS=classical-s0 bash scripts/paper_protocol.sh
 #   STAGES=study RUNS="fullhqconv-s0 quanv-s0" bash scripts/paper_protocol.sh   # the noise study, $dir/study
+#     (it starts from the influence stage's noiseless and depolarized images, the same study's first two settings)
 # RUNS: ARCH-sSEED names (or transfer-1fqconv-s1 / transfer-classical-s1: 1 epoch from classical-s1 at
 # epoch 19, which trains classical-s1 to 19 epochs first and keeps that checkpoint as classical-s1-19.pt).
 set -euo pipefail
@@ -96,6 +97,11 @@ for run in $RUNS; do
   fi
   # the noise study of issue 13 (not a default stage: for the hybrids whose circuits matter)
   if has_stage study && [ ! -f "$dir/study/report.md" ]; then
+    if [ ! -e "$dir/study" ] && [ -f "$dir/depolarized/study.json" ]; then
+      # the same study's first two settings (same model, seeds, images, steps): start from them, not again
+      rm -rf "$dir/study.tmp" && mkdir "$dir/study.tmp" && cp -r "$dir/depolarized/study.json" "$dir/depolarized/settings" "$dir/study.tmp/"
+      mv "$dir/study.tmp" "$dir/study"
+    fi
     nisqdiff report --checkpoint "$dir/checkpoint.pt" --devices "$STUDY_DEVICES" --num "$STUDY_NUM" --steps 20 \
       --data-dir "$DATA" --out "$dir/study"
   fi
