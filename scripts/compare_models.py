@@ -9,6 +9,9 @@
     python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --steps 100 \\
         --b-sampler ddpm --num 1000 --data-dir ../shared/data   # DDIM-100 against DDPM (all 1,000 steps)
 
+    python scripts/compare_models.py --a zoo:mnist-classical --b zoo:mnist-classical --a-torch \\
+        --num 1000 --steps 20 --data-dir ../shared/data      # the U-Net's compiled kernels against torch
+
 Both models sample ``--num`` images (a with DDIM, b with ``--b-sampler``) from the same seeds (same initial noise), so the paired
 bootstrap of FID(b) - FID(a) (the same resampled indices for both) is meaningful. The held-out loss is
 the P2-weighted epsilon MSE of each model's EMA weights on ``--loss-images`` test images, with the same
@@ -20,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 
 import torch
 from tqdm import tqdm
 
 from nisqdiff.data import load_images
 from nisqdiff.metrics import score_image_sets
+from nisqdiff.models import fused
 from nisqdiff.pipeline import DiffusionPipeline
 
 
@@ -52,6 +57,8 @@ def main() -> None:
     ap.add_argument("--b-precision", default="fp32", choices=("fp32", "bf16"), help="sampling precision of b (a: fp32)")
     ap.add_argument("--b-sampler", default="ddim", choices=("ddim", "ddpm"), help="sampler of b (a: DDIM)")
     ap.add_argument("--b-steps", type=int, default=None, help="sampling steps of b (default: --steps)")
+    ap.add_argument("--a-torch", action="store_true", help="a runs the U-Net in torch, without the compiled kernels of "
+                    "nisqdiff.models.fused (b with them, where they are built)")
     ap.add_argument("--num", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
@@ -65,7 +72,13 @@ def main() -> None:
     pipes["b"].precision = args.b_precision
     dataset = pipes["a"].info["dataset"]
     test, _ = load_images(dataset, "test", args.data_dir, args.loss_images)
-    losses = {k: heldout_losses(p, test, args.seed) for k, p in pipes.items()}
+    def mode(k):  # the U-Net's kernels switched off for a with --a-torch
+        return fused.torch_only() if k == "a" and args.a_torch else nullcontext()
+
+    losses = {}
+    for k, p in pipes.items():
+        with mode(k):
+            losses[k] = heldout_losses(p, test, args.seed)
     diff = losses["b"] - losses["a"]
     gen = torch.Generator().manual_seed(args.seed)
     boots = torch.stack([diff[torch.randint(len(diff), (len(diff),), generator=gen)].mean() for _ in range(args.bootstrap)])
@@ -76,10 +89,13 @@ def main() -> None:
     b_steps = pipes["b"].steps_per_batch(*samplers["b"])  # DDPM runs all T steps
     total = sum(p.steps_per_batch(*samplers[k]) for k, p in pipes.items()) * -(-args.num // 250)
     with tqdm(total=total, desc="sampling", unit="step") as bar:
-        images = {k: p(args.num, *samplers[k], batch_size=250, seed=args.seed, progress=bar.update) for k, p in pipes.items()}
+        images = {}
+        for k, p in pipes.items():
+            with mode(k):
+                images[k] = p(args.num, *samplers[k], batch_size=250, seed=args.seed, progress=bar.update)
     real, _ = load_images(dataset, "train", args.data_dir, args.num_real)
     scores = score_image_sets(images, real, bootstrap=args.bootstrap, reference="a", seed=args.seed)
-    result = {"a": args.a, "b": args.b, "b_precision": args.b_precision, "num": args.num, "steps": args.steps, "seed": args.seed,
+    result = {"a": args.a, "b": args.b, "a_torch": args.a_torch, "b_precision": args.b_precision, "num": args.num, "steps": args.steps, "seed": args.seed,
               "b_sampler": args.b_sampler, "b_steps": b_steps,
               "heldout_loss": {k: float(v.mean()) for k, v in losses.items()},
               "heldout_loss_b_minus_a": [float(diff.mean()), lo, hi],

@@ -24,3 +24,17 @@ class Recording(ExactSimulator):
         if self.zeros:
             return ExpvalResult(torch.zeros_like(inputs), torch.zeros_like(inputs))
         return super().run(ansatz, inputs, weights)
+
+
+def literal_linear_attention(m, x):
+    """lucidrains' linear attention written out as the paper's code does it (qkv conv, softmaxes, einsums)."""
+    n, _, h, w = x.shape
+    xn = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-5) * m.norm.g
+    q, k, v = torch.nn.functional.conv2d(xn, m.to_qkv.weight).reshape(n, 3, m.heads, -1, h * w).unbind(1)
+    q, k, v = q.softmax(dim=-2) * m.scale, k.softmax(dim=-1), v / (h * w)
+    context = torch.einsum("bhdn,bhen->bhde", k, v)
+    out = torch.einsum("bhde,bhdn->bhen", context, q).reshape(n, -1, h, w)
+    conv, ln = m.to_out
+    out = conv(out)
+    out = (out - out.mean(1, keepdim=True)) / torch.sqrt(out.var(1, unbiased=False, keepdim=True) + 1e-5) * ln.g
+    return x + out

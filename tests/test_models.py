@@ -1,4 +1,5 @@
 import torch
+from _helpers import literal_linear_attention
 
 from nisqdiff.models import ARCHS, UNet, arch_summary, build_model, count_parameters
 
@@ -73,20 +74,6 @@ def test_parameter_order_of_saved_checkpoints_is_kept():
                           "hconv2.conv.weight", "hconv2.conv.bias"]  # fmt: skip
 
 
-def _literal_linear_attention(m, x):
-    """lucidrains' linear attention written out as the paper's code does it (qkv conv, softmaxes, einsums)."""
-    n, _, h, w = x.shape
-    xn = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-5) * m.norm.g
-    q, k, v = torch.nn.functional.conv2d(xn, m.to_qkv.weight).reshape(n, 3, m.heads, -1, h * w).unbind(1)
-    q, k, v = q.softmax(dim=-2) * m.scale, k.softmax(dim=-1), v / (h * w)
-    context = torch.einsum("bhdn,bhen->bhde", k, v)
-    out = torch.einsum("bhde,bhdn->bhen", context, q).reshape(n, -1, h, w)
-    conv, ln = m.to_out
-    out = conv(out)
-    out = (out - out.mean(1, keepdim=True)) / torch.sqrt(out.var(1, unbiased=False, keepdim=True) + 1e-5) * ln.g
-    return x + out
-
-
 def test_reassociated_attention_equals_the_literal_one():
     """The fast LinearAttention (no v, output conv folded in, chunks of images, channels-last input) is the
     same function as the literal one, values and gradients, to 1e-5 in float64."""
@@ -101,7 +88,7 @@ def test_reassociated_attention_equals_the_literal_one():
                 p.add_(0.3 * torch.randn_like(p))
         for layout in (torch.contiguous_format, torch.channels_last):
             x = torch.randn(n, c, size, size, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
-            fast, ref = m(x), _literal_linear_attention(m, x)
+            fast, ref = m(x), literal_linear_attention(m, x)
             assert torch.allclose(fast, ref, atol=1e-10, rtol=1e-5)
             params = [x, *m.parameters()]
             g_fast = torch.autograd.grad(fast.square().sum(), params)

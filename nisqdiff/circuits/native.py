@@ -5,91 +5,44 @@ block deferred with one open qubit per site) for many inputs, 8 (AVX-512: 16) in
 thread count (OpenMP): the per-input products of 4x4 and 16x16 matrices that torch runs as batched GEMM
 calls (docs/performance.md) run in registers instead. It is differentiable through the kernel's own
 backward pass (:class:`_ChainExpval`); :func:`chain_probabilities` gives the same circuits' Born
-probabilities (for the ``shots`` device). The C source ships with the package and is compiled with the
-machine's ``cc`` (``-O3 -march=native -fopenmp``) into the user cache (``$XDG_CACHE_HOME/nisqdiff/native``,
-keyed by the source's hash and the CPU's flags), once per machine; the shared library is loaded with
-ctypes. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False and the chain runs
-in torch (one warning says why). Results agree with the torch path to float32 rounding
+probabilities (for the ``shots`` device). The C source ships with the package and is built on first use
+by :mod:`nisqdiff.native`. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False
+and the chain runs in torch (one warning says why). Results agree with the torch path to float32 rounding
 (tests/test_chain_native.py).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import subprocess
-import tempfile
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from .. import native as build
+from ..native import ptr as _ptr
+
 SOURCES = [Path(__file__).with_name(n) for n in ("chain_kernel.h", "chain_readout.h", "chain_forward.c", "chain_backward.c")]
-FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC")
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nisqdiff" / "native"
-
-
-def _cpu_id() -> bytes:
-    """The machine type and CPU flags: ``-march=native`` code is only reused on the same kind of CPU
-    (a home folder shared by different machines gets one library per kind)."""
-    try:
-        flags = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return (platform.machine() + flags).encode()
+FLAGS = ("-ffp-contract=fast",)
 
 
 def library_path() -> Path:
     """Where the kernel built from these sources with these flags for this CPU lives (or will)."""
-    source = b"".join(p.read_bytes() for p in SOURCES)
-    tag = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_id()).hexdigest()[:16]
-    return _cache_dir() / f"chain_kernel-{tag}.so"
+    return build.library_path("chain_kernel", SOURCES, FLAGS)
 
 
 @lru_cache(maxsize=None)
 def _library():
     """The loaded kernel, or None (with one warning) where it cannot be built."""
-    if os.environ.get("NISQDIFF_NATIVE", "1") == "0":
-        return None
-    path = library_path()
-    if not path.is_file():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                built = Path(tmp) / path.name
-                subprocess.run([os.environ.get("CC", "cc"), *FLAGS, *(str(p) for p in SOURCES if p.suffix == ".c"), "-o", str(built)], check=True,
-                               capture_output=True, timeout=120)  # fmt: skip
-                os.replace(built, path)  # atomic: concurrent builders each install a complete file
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", b"") or b""
-            return _unavailable(f"{exc}{': ' + detail.decode()[:200] if detail else ''}")
-    try:
-        lib = ctypes.CDLL(str(path))
-    except OSError as exc:  # e.g. a damaged file in the cache
-        return _unavailable(f"{path} does not load: {exc}; delete it to build it again")
-    lib.chain_expval.restype = lib.chain_backward.restype = lib.chain_probs.restype = ctypes.c_int
+    lib = build.load("chain_kernel", SOURCES, FLAGS, "the chain simulator runs in torch (slower, same results)")
+    if lib is not None:
+        lib.chain_expval.restype = lib.chain_backward.restype = lib.chain_probs.restype = ctypes.c_int
     return lib
-
-
-def _unavailable(why: str) -> None:
-    warnings.warn(f"nisqdiff: the compiled chain kernel is unavailable ({why}); the chain simulator runs in torch "
-                  "(slower, same results)", RuntimeWarning, stacklevel=4)  # fmt: skip
-    return None
 
 
 def available() -> bool:
     """True if the compiled kernel is built (or can be) and loaded."""
     return _library() is not None
-
-
-def _ptr(t: torch.Tensor, kind=ctypes.c_float):
-    return ctypes.cast(t.data_ptr(), ctypes.POINTER(kind))
 
 
 def _planar(init: torch.Tensor, mats: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fused
+
 GROUPS = 10
 
 
@@ -47,12 +49,20 @@ def channel_layer_norm(x_last: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 class GroupNorm(nn.GroupNorm):
     """``nn.GroupNorm`` that returns a channels-last input in channels-last but normalises it in NCHW:
-    torch 2.13's channels-last CPU kernel is ~8x slower in bf16 (measured at (128, 10, 28, 28))."""
+    torch 2.13's channels-last CPU kernel is ~8x slower in bf16 and ~4x in fp32 (measured at
+    (128, 10, 28, 28) and (256, 10, 28, 28))."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x)
         return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+
+    def silu(self, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None) -> torch.Tensor:
+        """silu(self(x) * (1 + scale) + shift), scale and shift (N, C, 1, 1) or None; in one compiled pass
+        where ``nisqdiff.models.fused.fits(x, grad=False)`` (sampling)."""
+        if fused.fits(x, grad=False):
+            return fused.group_norm_silu(x, self.num_groups, self.weight, self.bias, self.eps, scale, shift)
+        return F.silu(self(x) if scale is None else self(x) * (1 + scale) + shift)
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -100,8 +110,8 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, t_emb: torch.Tensor) -> torch.Tensor:
         scale, shift = self.mlp(t_emb)[:, :, None, None].chunk(2, dim=1)
-        h = F.silu(self.norm1(self.conv1(x)) * (1 + scale) + shift)
-        h = F.silu(self.norm2(self.conv2(h)))
+        h = self.norm1.silu(self.conv1(x), scale, shift)
+        h = self.norm2.silu(self.conv2(h))
         return h + self.res_conv(x)
 
 
@@ -120,6 +130,10 @@ class LinearAttention(nn.Module):
     chunk_positions = 3136  # positions per pass (4 images at 28x28, 16 at 14x14): their q and k stay in cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused.fits(x) and self.to_qkv.out_channels == 3 * fused.HIDDEN:  # the compiled kernel
+            conv, norm_out = self.to_out
+            return fused.linear_attention(x, self.norm.g, self.to_qkv.weight.flatten(1), conv.weight.flatten(1), conv.bias,
+                                          norm_out.g, self.heads, self.scale)  # fmt: skip
         per = max(1, self.chunk_positions // (x.shape[2] * x.shape[3]))
         if x.shape[0] <= per:
             return self._attend(x)
