@@ -37,7 +37,7 @@ def alternate(fn, repeats: int) -> tuple[float, float]:
 
 
 def row(name: str, torch_s: float, kernel_s: float) -> None:
-    print(f"{name:<34} {torch_s:8.3f} {kernel_s:8.3f} {kernel_s / torch_s:7.2f}x")
+    print(f"{name:<40} {torch_s:8.3f} {kernel_s:8.3f} {kernel_s / torch_s:7.2f}x")
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     if not fused.fits(torch.zeros(1, 10, 2, 2)):
         raise SystemExit("the compiled kernels are not available here (see the warning above)")
     print(f"torch {torch.__version__}, {args.threads} threads, {args.repeats} alternations")
-    print(f"{'':<34} {'torch s':>8} {'kernel s':>8} {'ratio':>8}")
+    print(f"{'':<40} {'torch s':>8} {'kernel s':>8} {'ratio':>8}")
     for arch in args.archs.split(","):
         torch.manual_seed(0)
         model = build_model(arch)
