@@ -48,22 +48,27 @@ static void keys(const float *xn, int p, int c, const float *wk_t, float *acc, f
     for (int v = 0; v < HID / VW; v++) { store(s + v * VW, sv[v]); store(mx_out + v * VW, mx[v]); }
 }
 
-/* The queries of VW positions of one image, one position per SIMD lane: softmax over each head's features,
-   then out = x + LN(q . m + b_out) for the nb <= VW positions at xn, x, out. */
-static void queries(const float *xn, const float *x, int nb, int c, int heads, const float *wq_t, const float *m,
-                    const float *b_out, const float *g_out, float *out) {
-    const int dim_head = HID / heads;
-    vf xt[MAXC], q[HID], o[MAXC];
-    for (int k = 0; k < c; k++)
-        for (int l = 0; l < VW; l++) xt[k][l] = l < nb ? xn[l * c + k] : 0.f;
-    for (int d0 = 0; d0 < HID; d0 += 8) {  /* 8 independent sums */
+/* out[d] = sum_k v[k] w[k][d] for d < HID: lane vectors v (c) times a (c, HID) matrix, 8 independent sums */
+static void lanes_times(const vf *v, int c, const float *w, vf *out) {
+    for (int d0 = 0; d0 < HID; d0 += 8) {
         vf r[8] = {};
         for (int k = 0; k < c; k++)
 #pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] += xt[k] * wq_t[k * HID + d0 + i];
+            for (int i = 0; i < 8; i++) r[i] += v[k] * w[k * HID + d0 + i];
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) q[d0 + i] = r[i];
+        for (int i = 0; i < 8; i++) out[d0 + i] = r[i];
     }
+}
+
+/* The queries of VW positions of one image, one position per SIMD lane (nb <= VW of them real, the rest
+   zero): their input xt (c), q = softmax over each head's features of W_q xn (HID), and the output before
+   its LN scale, ohat = LN(q . m + b_out) without g_out (c), with its 1 / std (rstd). */
+static void query_block(const float *xn, int nb, int c, int heads, const float *wq_t, const float *m,
+                        const float *b_out, vf *xt, vf *q, vf *ohat, vf *rstd) {
+    const int dim_head = HID / heads;
+    for (int k = 0; k < c; k++)
+        for (int l = 0; l < VW; l++) xt[k][l] = l < nb ? xn[l * c + k] : 0.f;
+    lanes_times(xt, c, wq_t, q);
     for (int h = 0; h < heads; h++) {
         vf *qh = q + h * dim_head, hm = qh[0], hs = {};
         for (int e = 1; e < dim_head; e++) hm = vmax(hm, qh[e]);
@@ -77,18 +82,26 @@ static void queries(const float *xn, const float *x, int nb, int c, int heads, c
         for (int d = 0; d < HID; d += 8)
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) r[i] += q[d + i] * m[k2 * HID + d + i];
-        o[k2] = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + b_out[k2];
-        mean += o[k2];
+        ohat[k2] = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + b_out[k2];
+        mean += ohat[k2];
     }
     mean /= (float)c;
-    for (int k2 = 0; k2 < c; k2++) var += (o[k2] - mean) * (o[k2] - mean);
+    for (int k2 = 0; k2 < c; k2++) var += (ohat[k2] - mean) * (ohat[k2] - mean);
     var = var / (float)c + 1e-5f;
     float *vp = (float *)&var;
 #pragma omp simd
     for (int l = 0; l < VW; l++) vp[l] = 1.f / sqrtf(vp[l]);
-    for (int k2 = 0; k2 < c; k2++) o[k2] = (o[k2] - mean) * var * g_out[k2];
+    for (int k2 = 0; k2 < c; k2++) ohat[k2] = (ohat[k2] - mean) * var;
+    *rstd = var;
+}
+
+/* out = x + ohat g_out for the nb positions of a query block */
+static void queries(const float *xn, const float *x, int nb, int c, int heads, const float *wq_t, const float *m,
+                    const float *b_out, const float *g_out, float *out) {
+    vf xt[MAXC], q[HID], o[MAXC], rstd;
+    query_block(xn, nb, c, heads, wq_t, m, b_out, xt, q, o, &rstd);
     for (int l = 0; l < nb; l++)
-        for (int k2 = 0; k2 < c; k2++) out[l * c + k2] = x[l * c + k2] + o[k2][l];
+        for (int k2 = 0; k2 < c; k2++) out[l * c + k2] = x[l * c + k2] + o[k2][l] * g_out[k2];
 }
 
 /* m[c'][h d] = sum_c acc[c][h d] a[h][c][c'] / s[h d]: the keys' context through the values and output
@@ -162,46 +175,13 @@ static void queries_backward(const float *xn, const float *gy, int nb, int c, in
                              const float *m, const float *b_out, const float *g_out, float *gg_out, float *gb,
                              float *dxn, vf *q, vf *g, vf *dq, vf *xt) {
     const int dim_head = HID / heads;
-    vf o[MAXC];
+    vf o[MAXC], var;
+    query_block(xn, nb, c, heads, wq_t, m, b_out, xt, q, o, &var);
     for (int k = 0; k < c; k++)
-        for (int l = 0; l < VW; l++) {
-            xt[k][l] = l < nb ? xn[l * c + k] : 0.f;
-            g[k][l] = l < nb ? gy[l * c + k] : 0.f;
-        }
-    for (int d0 = 0; d0 < HID; d0 += 8) {
-        vf r[8] = {};
-        for (int k = 0; k < c; k++)
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] += xt[k] * wq_t[k * HID + d0 + i];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) q[d0 + i] = r[i];
-    }
-    for (int h = 0; h < heads; h++) {
-        vf *qh = q + h * dim_head, hm = qh[0], hs = {};
-        for (int e = 1; e < dim_head; e++) hm = vmax(hm, qh[e]);
-        for (int e = 0; e < dim_head; e++) { qh[e] = vexp(qh[e] - hm); hs += qh[e]; }
-        hs = 1.f / hs;
-        for (int e = 0; e < dim_head; e++) qh[e] *= hs;
-    }
-    vf mean = {}, var = {};
-    for (int k2 = 0; k2 < c; k2++) {
-        vf r[8] = {};
-        for (int d = 0; d < HID; d += 8)
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] += q[d + i] * m[k2 * HID + d + i];
-        o[k2] = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + b_out[k2];
-        mean += o[k2];
-    }
-    mean /= (float)c;
-    for (int k2 = 0; k2 < c; k2++) var += (o[k2] - mean) * (o[k2] - mean);
-    var = var / (float)c + 1e-5f;
-    float *vp = (float *)&var;
-#pragma omp simd
-    for (int l = 0; l < VW; l++) vp[l] = 1.f / sqrtf(vp[l]);
-    /* the output LN: o -> ohat = (o - mean) rstd; y = x + ohat g_out */
+        for (int l = 0; l < VW; l++) g[k][l] = l < nb ? gy[l * c + k] : 0.f;
+    /* the output LN: y = x + ohat g_out, ohat = (o - mean) rstd (in o) */
     vf m1 = {}, m2 = {};
     for (int k2 = 0; k2 < c; k2++) {
-        o[k2] = (o[k2] - mean) * var;  /* ohat */
         gg_out[k2] += hsum(g[k2] * o[k2]);
         g[k2] *= g_out[k2];             /* d ohat */
         m1 += g[k2];
@@ -213,14 +193,7 @@ static void queries_backward(const float *xn, const float *gy, int nb, int c, in
         gb[k2] += hsum(g[k2]);
     }
     /* o = q . m + b: dq[d] = sum_c' do[c'] m[c'][d]; dm[c'][d] += q[d] do[c'] */
-    for (int d0 = 0; d0 < HID; d0 += 8) {
-        vf r[8] = {};
-        for (int k2 = 0; k2 < c; k2++)
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] += g[k2] * m[k2 * HID + d0 + i];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) dq[d0 + i] = r[i];
-    }
+    lanes_times(g, c, m, dq);
     /* the softmax over each head's features: dz = q (dq - sum_e q dq) */
     for (int h = 0; h < heads; h++) {
         vf t = {};
