@@ -120,6 +120,6 @@ def test_without_the_kernels_sampling_runs_in_torch(monkeypatch, tmp_path, case)
             y = LinearAttention(10)(x)
         assert len(caught) == (0 if case == "switched off" else 1) and y.shape == x.shape
         if caught:
-            assert "compiled sampling kernels cannot be used" in str(caught[0].message)
+            assert "compiled unet kernels cannot be used" in str(caught[0].message)
     finally:
         fused._library.cache_clear()

@@ -30,7 +30,7 @@ _TORCH_ONLY = [False]
 
 @lru_cache(maxsize=None)
 def _library():
-    lib = build.load("sampling_kernels", SOURCES, FLAGS, "the U-Net runs in torch (slower, same results)")
+    lib = build.load("unet_kernels", SOURCES, FLAGS, "the U-Net runs in torch (slower, same results)")
     if lib is not None:
         lib.linear_attention_forward.restype = lib.linear_attention_backward.restype = ctypes.c_int
         lib.group_norm_silu.restype = ctypes.c_int
