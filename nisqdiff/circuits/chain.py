@@ -230,10 +230,8 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     c, b = inputs.shape[:2]
     if _native_fits(ansatz, inputs, weights):  # the compiled kernel: psi and the deferred block per input
         groups, ops, final, masks = _native_program(ansatz, weights)
-        f = _final_matrix(final, groups)[2]
         sites = [s.reshape(c, b, -1) for s in _product_sites(inputs, groups)]
-        probs = torch.stack([native.chain_probabilities([s[i] for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
-                                                        masks, f[i]) for i in range(c)])  # fmt: skip
+        probs = native.chain_probabilities(sites, ops, masks, _final_matrix(final, groups)[2])
         probs = probs.reshape(c, b, *([2] * inputs.shape[-1]))
     else:
         probs = _torch_probabilities(ansatz, inputs, weights).reshape(c, b, *([2] * inputs.shape[-1]))
@@ -328,17 +326,13 @@ def _native_program(ansatz: str, weights: torch.Tensor):
 
 
 def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """:func:`simulate_chain` in the compiled kernel, circuit by circuit (requires :func:`_native_fits`).
+    """:func:`simulate_chain` in the compiled kernel, every circuit in one call (requires :func:`_native_fits`).
     Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
     and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
     groups, ops, final, masks = _native_program(ansatz, weights)
     obs = _final_observables(final, groups)[2]
-    sites = _product_sites(inputs, groups)
     c, b, _ = inputs.shape
-    out = torch.stack([
-        native.chain_expval([s[i].reshape(b, -1) for s in sites], [(s, t, m, mat[i]) for s, t, m, mat in ops],
-                            masks, obs[i])
-        for i in range(c)])  # fmt: skip
+    out = native.chain_expval([s.reshape(c, b, -1) for s in _product_sites(inputs, groups)], ops, masks, obs)
     order = torch.tensor([q for g in groups for q in g])
     return out[..., torch.argsort(order)]
 

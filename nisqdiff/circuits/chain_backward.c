@@ -285,12 +285,23 @@ static float lane_sum(vf x) {
   return s;
 }
 
-int chain_backward(const float *init_re, const float *init_im, long n, const int *ops, int n_ops,
+/* flush a thread's lane accumulators (gm: n_ops x P x P, go: 3 x 64) into its row of sums, and clear them */
+static void flush(cv *gm, cv *go, long nm, long no, float *row) {
+  for (long e = 0; e < nm / 2; e++) row[2 * e] += lane_sum(gm[e].re), row[2 * e + 1] += lane_sum(gm[e].im);
+  for (long e = 0; e < no / 2; e++) row[nm + 2 * e] += lane_sum(go[e].re), row[nm + 2 * e + 1] += lane_sum(go[e].im);
+  memset(gm, 0, sizeof(cv) * nm / 2), memset(go, 0, sizeof(cv) * no / 2);
+}
+
+/* shapes as chain_expval (n_circuits circuits of n inputs); g_mats (n_circuits, n_ops, P, P, 2), g_obs
+ * (n_circuits, 3, 8, 8, 2). Each thread takes a contiguous run of blocks (static schedule), so it meets the
+ * circuits in order: its sums of one circuit are flushed when the next begins, then added in thread order. */
+int chain_backward(const float *init_re, const float *init_im, long n, int n_circuits, const int *ops, int n_ops,
                    const float *mats, const int *open_mask, const float *obs, const float *gz, float *g_init_re,
                    float *g_init_im, float *g_mats, float *g_obs, int threads) {
-  long blocks = (n + W - 1) / W, nm = 2L * n_ops * P * P, no = 2L * 3 * 64;
+  long per = (n + W - 1) / W, blocks = per * n_circuits, nm = 2L * n_ops * P * P, no = 2L * 3 * 64;
+  long stride = nm + no; /* one circuit's sums */
   int nt = threads > 0 ? threads : 1;
-  float *part = calloc((size_t)nt * (nm + no), sizeof(float)); /* each thread's sums, added in thread order */
+  float *part = calloc((size_t)nt * n_circuits * stride, sizeof(float)); /* each thread's sums per circuit */
 #pragma omp parallel num_threads(nt)
   {
     static __thread site_t sites[3], tmp, g[3];
@@ -298,25 +309,31 @@ int chain_backward(const float *init_re, const float *init_im, long n, const int
     site_t *tape = aligned_alloc(64, sizeof(site_t) * 2 * n_ops);
     cv *gm = aligned_alloc(64, sizeof(cv) * n_ops * P * P), *go = aligned_alloc(64, sizeof(cv) * 3 * 64);
     memset(gm, 0, sizeof(cv) * n_ops * P * P), memset(go, 0, sizeof(cv) * 3 * 64);
+    float *mine = part + (size_t)omp_get_thread_num() * n_circuits * stride;
+    long current = -1;
 #pragma omp for schedule(static)
     for (long k = 0; k < blocks; k++) {
-      long i = k * W;
+      long c = k / per, i = (k % per) * W, at = c * n + i;
       int valid = n - i < W ? (int)(n - i) : W;
-      block_backward(init_re + i * 3 * P, init_im + i * 3 * P, valid, ops, n_ops, mats, open_mask, obs, gz + i * 12,
-                     g_init_re + i * 3 * P, g_init_im + i * 3 * P, gm, go, sites, &tmp, tape, g);
+      if (c != current) {
+        if (current >= 0) flush(gm, go, nm, no, mine + current * stride);
+        current = c;
+      }
+      block_backward(init_re + at * 3 * P, init_im + at * 3 * P, valid, ops, n_ops, mats + c * nm, open_mask,
+                     obs + c * no, gz + at * 12, g_init_re + at * 3 * P, g_init_im + at * 3 * P, gm, go, sites, &tmp,
+                     tape, g);
     }
-    float *mine = part + (size_t)omp_get_thread_num() * (nm + no);
-    for (long e = 0; e < nm / 2; e++) mine[2 * e] = lane_sum(gm[e].re), mine[2 * e + 1] = lane_sum(gm[e].im);
-    for (long e = 0; e < no / 2; e++) mine[nm + 2 * e] = lane_sum(go[e].re), mine[nm + 2 * e + 1] = lane_sum(go[e].im);
+    if (current >= 0) flush(gm, go, nm, no, mine + current * stride);
     free(tape), free(gm), free(go);
   }
   /* a fixed order of addition: the same gradients on every call with the same thread count */
-  memset(g_mats, 0, sizeof(float) * nm), memset(g_obs, 0, sizeof(float) * no);
-  for (int t = 0; t < nt; t++) {
-    const float *p = part + (size_t)t * (nm + no);
-    for (long e = 0; e < nm; e++) g_mats[e] += p[e];
-    for (long e = 0; e < no; e++) g_obs[e] += p[nm + e];
-  }
+  memset(g_mats, 0, sizeof(float) * nm * n_circuits), memset(g_obs, 0, sizeof(float) * no * n_circuits);
+  for (int t = 0; t < nt; t++)
+    for (long c = 0; c < n_circuits; c++) {
+      const float *p = part + ((size_t)t * n_circuits + c) * stride;
+      for (long e = 0; e < nm; e++) g_mats[c * nm + e] += p[e];
+      for (long e = 0; e < no; e++) g_obs[c * no + e] += p[nm + e];
+    }
   free(part);
   return 0;
 }

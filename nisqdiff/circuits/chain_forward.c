@@ -15,16 +15,18 @@ static void block(const float *init_re, const float *init_im, int n_valid, const
     for (int q = 0; q < 12; q++) out[w * 12 + q] = z[q][w];
 }
 
-int chain_expval(const float *init_re, const float *init_im, long n, const int *ops, int n_ops,
+/* n_circuits circuits of one op table, n inputs each: init (n_circuits, n, 3, P), mats (n_circuits, n_ops, P, P, 2),
+ * obs (n_circuits, 3, 8, 8, 2), out (n_circuits, n, 12). A vector never mixes circuits: blocks of W inputs per circuit. */
+int chain_expval(const float *init_re, const float *init_im, long n, int n_circuits, const int *ops, int n_ops,
                  const float *mats, const int *open_mask, const float *obs, float *out, int threads) {
   static __thread site_t sites[3], tmp;
-  long blocks = (n + W - 1) / W;
+  long per = (n + W - 1) / W, blocks = per * n_circuits;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (long k = 0; k < blocks; k++) {
-    long i = k * W;
+    long c = k / per, i = (k % per) * W, at = c * n + i;
     int valid = n - i < W ? (int)(n - i) : W;
-    block(init_re + i * 3 * P, init_im + i * 3 * P, valid, ops, n_ops, mats, open_mask, obs, out + i * 12, sites,
-          &tmp);
+    block(init_re + at * 3 * P, init_im + at * 3 * P, valid, ops, n_ops, mats + c * n_ops * P * P * 2, open_mask,
+          obs + c * 3 * 64 * 2, out + at * 12, sites, &tmp);
   }
   return 0;
 }
@@ -81,16 +83,17 @@ static void block_probs(const float *init_re, const float *init_im, int n_valid,
       }
 }
 
-int chain_probs(const float *init_re, const float *init_im, long n, const int *ops, int n_ops, const float *mats,
-                const int *open_mask, const float *f, float *out, int threads) {
+/* as chain_expval: init (n_circuits, n, 3, P), f (n_circuits, 8, 8, 2), out (n_circuits, n, 4096) */
+int chain_probs(const float *init_re, const float *init_im, long n, int n_circuits, const int *ops, int n_ops,
+                const float *mats, const int *open_mask, const float *f, float *out, int threads) {
   static __thread site_t sites[3], tmp;
-  long blocks = (n + W - 1) / W;
+  long per = (n + W - 1) / W, blocks = per * n_circuits;
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (long k = 0; k < blocks; k++) {
-    long i = k * W;
+    long c = k / per, i = (k % per) * W, at = c * n + i;
     int valid = n - i < W ? (int)(n - i) : W;
-    block_probs(init_re + i * 3 * P, init_im + i * 3 * P, valid, ops, n_ops, mats, open_mask, f, out + i * P * P * P,
-                sites, &tmp);
+    block_probs(init_re + at * 3 * P, init_im + at * 3 * P, valid, ops, n_ops, mats + c * n_ops * P * P * 2, open_mask,
+                f + c * 64 * 2, out + at * P * P * P, sites, &tmp);
   }
   return 0;
 }

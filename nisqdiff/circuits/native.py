@@ -46,7 +46,7 @@ def available() -> bool:
 
 
 def _planar(init: torch.Tensor, mats: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The kernel's float layouts: the initial sites' real and imaginary parts (B, 3, 16) each, and the op
+    """The kernel's float layouts: the initial sites' real and imaginary parts (C, B, 3, 16) each, and the op
     matrices and ``other`` (the observables or the deferred block) with (re, im) as a last axis."""
     def interleaved(t):
         return torch.view_as_real(t.resolve_conj()).contiguous()
@@ -55,66 +55,69 @@ def _planar(init: torch.Tensor, mats: torch.Tensor, other: torch.Tensor) -> tupl
 
 
 class _ChainExpval(torch.autograd.Function):
-    """<Z> (B, 12) from the initial site states (B, 3, 16), the op matrices (n_ops, 16, 16) and the
-    deferred block's observables (3, 8, 8), all complex64; the backward is the kernel's own."""
+    """<Z> (C, B, 12) of C circuits from the initial site states (C, B, 3, 16), the op matrices (C, n_ops, 16,
+    16) and the deferred block's observables (C, 3, 8, 8), all complex64; the backward is the kernel's own."""
 
     @staticmethod
     def forward(ctx, init, mats, obs, table, masks):
         lib = _library()
-        b = init.shape[0]
+        c, b = init.shape[:2]
         init_re, init_im, mats_f, obs_f = _planar(init, mats, obs)
-        out = torch.empty(b, 12, dtype=torch.float32)
-        lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
-                         _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        out = torch.empty(c, b, 12, dtype=torch.float32)
+        lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
+                         ctypes.c_int(len(table)), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out),
+                         ctypes.c_int(torch.get_num_threads()))  # fmt: skip
         ctx.save_for_backward(init_re, init_im, mats_f, obs_f, table, masks)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         init_re, init_im, mats_f, obs_f, table, masks = ctx.saved_tensors
-        b, n_ops = init_re.shape[0], len(table)
+        c, b, n_ops = init_re.shape[0], init_re.shape[1], len(table)
         gz = grad.contiguous().float()
         g_re, g_im = torch.empty_like(init_re), torch.empty_like(init_im)
-        g_mats = torch.empty(n_ops, 16, 16, 2)
-        g_obs = torch.empty(3, 8, 8, 2)
-        _library().chain_backward(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(n_ops),
-                                  _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(gz), _ptr(g_re), _ptr(g_im),
-                                  _ptr(g_mats), _ptr(g_obs), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        g_mats = torch.empty(c, n_ops, 16, 16, 2)
+        g_obs = torch.empty(c, 3, 8, 8, 2)
+        _library().chain_backward(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
+                                  ctypes.c_int(n_ops), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(gz),
+                                  _ptr(g_re), _ptr(g_im), _ptr(g_mats), _ptr(g_obs), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
         return torch.complex(g_re, g_im), torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None
 
 
 def _op_table(ops: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     """The ops as the kernel reads them: (n_ops, 5) int32 rows (kind, s, t, mask, matrix index), and the
-    matrices (n_ops, 16, 16) complex64."""
+    matrices (C, n_ops, 16, 16) complex64 (every circuit's own)."""
     table = torch.tensor([[0 if t is None else 1, s, t or 0, mask or 0, i] for i, (s, t, mask, _) in enumerate(ops)],
                          dtype=torch.int32)  # fmt: skip
-    return table, torch.stack([m for *_, m in ops])
+    return table, torch.stack([m for *_, m in ops], 1)
 
 
 def chain_probabilities(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], final: torch.Tensor) -> torch.Tensor:
-    """Born probabilities (B, 4096) float32 of one circuit for B inputs, basis index p0 * 256 + p1 * 16 + p2
-    (each site's qubits in group order); not differentiable. ``sites``, ``ops``, ``open_masks`` as for
-    :func:`chain_expval`; ``final`` (8, 8) complex64: the deferred block on the open qubits in site order."""
+    """Born probabilities (C, B, 4096) float32 of C circuits (one op list, their own matrices) for B inputs
+    each, basis index p0 * 256 + p1 * 16 + p2 (each site's qubits in group order); not differentiable.
+    ``sites``, ``ops``, ``open_masks`` as for :func:`chain_expval`; ``final`` (C, 8, 8) complex64: the
+    deferred block on the open qubits in site order."""
     table, mats = _op_table(ops)
-    init_re, init_im, mats_f, f = _planar(torch.stack(sites, 1).detach(), mats.detach(), final.detach())
+    init_re, init_im, mats_f, f = _planar(torch.stack(sites, 2).detach(), mats.detach(), final.detach())
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    b = init_re.shape[0]
-    out = torch.empty(b, 4096, dtype=torch.float32)
-    _library().chain_probs(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
-                           _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+    c, b = init_re.shape[:2]
+    out = torch.empty(c, b, 4096, dtype=torch.float32)
+    _library().chain_probs(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
+                           ctypes.c_int(len(table)), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out),
+                           ctypes.c_int(torch.get_num_threads()))  # fmt: skip
     return out
 
 
 def chain_expval(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], obs: torch.Tensor) -> torch.Tensor:
-    """<Z_q> (B, 12), float32, of one circuit for B inputs; differentiable in the sites, the op
-    matrices and ``obs`` (the kernel's own backward pass).
+    """<Z_q> (C, B, 12), float32, of C circuits with one op list (each its own matrices) for B inputs each, in
+    one kernel call; differentiable in the sites, the op matrices and ``obs`` (the kernel's own backward pass).
 
-    ``sites``: the three encoded product states, each (B, 16) complex64; ``ops``: the circuit's
-    operations as :func:`nisqdiff.circuits.chain.chain_program` gives them for this circuit (matrices
-    (16, 16) complex64); ``open_masks``: for each site the bit of its qubit in the deferred block;
-    ``obs`` (3, 8, 8) complex64: that block's observables, ``obs[k, j, i]`` = (F^dagger Z_k F)[j, i] over
+    ``sites``: the three encoded product states, each (C, B, 16) complex64; ``ops``: the circuits'
+    operations as :func:`nisqdiff.circuits.chain.chain_program` gives them (matrices (C, 16, 16)
+    complex64); ``open_masks``: for each site the bit of its qubit in the deferred block; ``obs``
+    (C, 3, 8, 8) complex64: that block's observables, ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] over
     the open qubits in site order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
     """
     table, mats = _op_table(ops)
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    return _ChainExpval.apply(torch.stack(sites, 1), mats, obs, table, masks)
+    return _ChainExpval.apply(torch.stack(sites, 2), mats, obs, table, masks)
