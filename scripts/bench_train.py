@@ -50,7 +50,7 @@ def median_time(fn, repeats: int) -> float:
 def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: int, device: str = "cpu") -> dict:
     torch.manual_seed(0)
     model = build_model(arch).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8, fused=True)  # as training.py
     ema = EMA(model, TrainConfig())
     diffusion = GaussianDiffusion()
     x = torch.rand(train_batch, *model.image_shape, device=device) * 2 - 1
