@@ -230,8 +230,7 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     c, b = inputs.shape[:2]
     if _native_fits(ansatz, inputs, weights):  # the compiled kernel: psi and the deferred block per input
         groups, ops, final, masks = _native_program(ansatz, weights)
-        sites = [s.reshape(c, b, -1) for s in _product_sites(inputs, groups)]
-        probs = native.chain_probabilities(sites, ops, masks, _final_matrix(final, groups)[2])
+        probs = native.chain_probabilities(inputs, ops, masks, _final_matrix(final, groups)[2])
         probs = probs.reshape(c, b, *([2] * inputs.shape[-1]))
     else:
         probs = _torch_probabilities(ansatz, inputs, weights).reshape(c, b, *([2] * inputs.shape[-1]))
@@ -289,10 +288,10 @@ def torch_only():
 
 def _native_fits(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> bool:
     """True where the compiled kernel computes what :func:`_simulate_chain` would: float32 on the CPU,
-    three sites of four qubits (HQConv)."""
+    three sites of four consecutive qubits (HQConv)."""
     groups = get_spec(ansatz).groups
     return (not _TORCH_ONLY[0] and inputs.dtype == torch.float32 and weights.dtype == torch.float32
-            and inputs.device.type == "cpu" and len(groups) == 3 and all(len(g) == 4 for g in groups)
+            and inputs.device.type == "cpu" and [tuple(g) for g in groups] == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
             and native.available())  # fmt: skip
 
 
@@ -327,14 +326,11 @@ def _native_program(ansatz: str, weights: torch.Tensor):
 
 def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """:func:`simulate_chain` in the compiled kernel, every circuit in one call (requires :func:`_native_fits`).
-    Differentiable: the kernel's backward gives the gradients of the encoded states, the op matrices
+    Differentiable: the kernel's backward gives the gradients of the input angles, the op matrices
     and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
     groups, ops, final, masks = _native_program(ansatz, weights)
     obs = _final_observables(final, groups)[2]
-    c, b, _ = inputs.shape
-    out = native.chain_expval([s.reshape(c, b, -1) for s in _product_sites(inputs, groups)], ops, masks, obs)
-    order = torch.tensor([q for g in groups for q in g])
-    return out[..., torch.argsort(order)]
+    return native.chain_expval(inputs, ops, masks, obs)  # the groups are the qubits in order (_native_fits)
 
 
 def _simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,8 @@
 #include "chain_readout.h"
 
 /* The backward pass: gradients of sum_q gz_q <Z_q> (torch's convention for complex tensors:
- * grad = dL/d(re) + i dL/d(im) = 2 dL/d(conj)) with respect to the initial site states, every op matrix and
- * the deferred block's observables. E = <psi| H |psi>, H = D + O: D diagonal, the weighted Z's of the
+ * grad = dL/d(re) + i dL/d(im) = 2 dL/d(conj)) with respect to the initial site states (then, through the
+ * encoding, the input angles), every op matrix and the deferred block's observables. E = <psi| H |psi>, H = D + O: D diagonal, the weighted Z's of the
  * qubits read from the state (d_c on each site), O the weighted observables on the open qubits. dE/d(conj
  * site) comes from the forward's grams (chain_readout.h), never from the full state: for D, the end sites'
  * grams weighted by d; for O, the open grams with O contracted in. The ops are then undone in reverse order
@@ -222,13 +222,40 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
   open_gram_adjoint(s2->t, db, G2, env->closed[2], 8 >> env->jo[2], g[2].t);
 }
 
-static void block_backward(const float *init_re, const float *init_im, int n_valid, const int *ops, int n_ops,
-                           const float *mats, const int *open_mask, const float *obs, const float *gz,
-                           float *g_init_re, float *g_init_im, cv *g_mats, cv *g_obs, site_t *sites, site_t *tmp,
-                           site_t *tape, site_t *g) {
+/* the angles' gradient from the initial sites' (torch's convention gs = dL/dRe + i dL/dIm): amplitude p is
+ * (-i)^k m[p], k = popcount(p), m the real product of cos or sin of the half angles (load_angles), so
+ * dL/dx_j = sum_p Re(conj(gs[p]) (-i)^k) dm[p]/dx_j with d cos(x/2)/dx = -sin/2 and d sin(x/2)/dx = cos/2 */
+static void angles_backward(const site_t *g, const vf cs[12], const vf sn[12], int n_valid, float *gx) {
+  for (int c = 0; c < 3; c++) {
+    vf dx[4] = {{0}};
+    for (int p = 0; p < P; p++) {
+      const cv t = g[c].t[p];
+      vf gp; /* Re(conj(t) (-i)^k) */
+      switch (__builtin_popcount(p) & 3) {
+        case 0: gp = t.re; break;
+        case 1: gp = -t.im; break;
+        case 2: gp = -t.re; break;
+        default: gp = t.im;
+      }
+      for (int j = 0; j < 4; j++) {
+        const int q = 4 * c + j;
+        vf d = (p & (8 >> j)) ? 0.5f * cs[q] : -0.5f * sn[q];
+        for (int k = 0; k < 4; k++)
+          if (k != j) d *= (p & (8 >> k)) ? sn[4 * c + k] : cs[4 * c + k];
+        dx[j] += gp * d;
+      }
+    }
+    for (int w = 0; w < n_valid; w++)
+      for (int j = 0; j < 4; j++) gx[w * 12 + 4 * c + j] = dx[j][w];
+  }
+}
+
+static void block_backward(const float *x, int n_valid, const int *ops, int n_ops, const float *mats,
+                           const int *open_mask, const float *obs, const float *gz, float *gx, cv *g_mats,
+                           cv *g_obs, site_t *sites, site_t *tmp, site_t *tape, site_t *g) {
   static __thread readout_t env;
-  vf z[12], gq[12];
-  load_init(init_re, init_im, n_valid, sites);
+  vf z[12], gq[12], cs[12], sn[12];
+  load_angles(x, n_valid, sites, cs, sn);
   evolve(sites, tmp, ops, n_ops, mats, tape);
   readout(sites, open_mask, obs, z, &env);
   for (int q = 0; q < 12; q++)
@@ -271,12 +298,7 @@ static void block_backward(const float *init_re, const float *init_im, int n_val
       controlled_adjoint(g, op[1], op[2], op[3], m, &tape[2 * o], &tape[2 * o + 1], gm, tmp);
     }
   }
-  for (int w = 0; w < n_valid; w++)
-    for (int c = 0; c < 3; c++)
-      for (int p = 0; p < P; p++) {
-        g_init_re[(w * 3 + c) * P + p] = g[c].t[p].re[w];
-        g_init_im[(w * 3 + c) * P + p] = g[c].t[p].im[w];
-      }
+  angles_backward(g, cs, sn, n_valid, gx);
 }
 
 static float lane_sum(vf x) {
@@ -292,12 +314,12 @@ static void flush(cv *gm, cv *go, long nm, long no, float *row) {
   memset(gm, 0, sizeof(cv) * nm / 2), memset(go, 0, sizeof(cv) * no / 2);
 }
 
-/* shapes as chain_expval (n_circuits circuits of n inputs); g_mats (n_circuits, n_ops, P, P, 2), g_obs
+/* shapes as chain_expval (n_circuits circuits of n inputs); gx (n_circuits, n, 12) as x; g_mats (n_circuits, n_ops, P, P, 2), g_obs
  * (n_circuits, 3, 8, 8, 2). Each thread takes a contiguous run of blocks (static schedule), so it meets the
  * circuits in order: its sums of one circuit are flushed when the next begins, then added in thread order. */
-int chain_backward(const float *init_re, const float *init_im, long n, int n_circuits, const int *ops, int n_ops,
-                   const float *mats, const int *open_mask, const float *obs, const float *gz, float *g_init_re,
-                   float *g_init_im, float *g_mats, float *g_obs, int threads) {
+int chain_backward(const float *x, long n, int n_circuits, const int *ops, int n_ops, const float *mats,
+                   const int *open_mask, const float *obs, const float *gz, float *gx, float *g_mats, float *g_obs,
+                   int threads) {
   long per = (n + W - 1) / W, blocks = per * n_circuits, nm = 2L * n_ops * P * P, no = 2L * 3 * 64;
   long stride = nm + no; /* one circuit's sums */
   int nt = threads > 0 ? threads : 1;
@@ -319,9 +341,8 @@ int chain_backward(const float *init_re, const float *init_im, long n, int n_cir
         if (current >= 0) flush(gm, go, nm, no, mine + current * stride);
         current = c;
       }
-      block_backward(init_re + at * 3 * P, init_im + at * 3 * P, valid, ops, n_ops, mats + c * nm, open_mask,
-                     obs + c * no, gz + at * 12, g_init_re + at * 3 * P, g_init_im + at * 3 * P, gm, go, sites, &tmp,
-                     tape, g);
+      block_backward(x + at * 12, valid, ops, n_ops, mats + c * nm, open_mask, obs + c * no, gz + at * 12,
+                     gx + at * 12, gm, go, sites, &tmp, tape, g);
     }
     if (current >= 0) flush(gm, go, nm, no, mine + current * stride);
     free(tape), free(gm), free(go);

@@ -10,6 +10,7 @@
  */
 #ifndef NISQDIFF_CHAIN_KERNEL_H
 #define NISQDIFF_CHAIN_KERNEL_H
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,15 +95,29 @@ static inline void gram(const cv *x, int n, cv *g) {
     }
 }
 
-static inline void load_init(const float *init_re, const float *init_im, int n_valid, site_t *sites) {
-  for (int c = 0; c < 3; c++) { /* product state of each site, (1, 1, P) */
+/* The encoded product state of each site from the input angles x (n, 12), qubit 4 c + j of site c at bit
+ * 3 - j of its physical index: RX(x)|0> = (cos(x/2), -i sin(x/2)), so amplitude p is (-i)^popcount(p) times
+ * the real product of cos or sin over the site's four qubits. Lanes past n_valid repeat input 0. The half
+ * angles' cos and sin (3, 4) per lane go to cs, sn for the backward. */
+static inline void load_angles(const float *x, int n_valid, site_t *sites, vf cs[12], vf sn[12]) {
+  for (int q = 0; q < 12; q++)
+    for (int w = 0; w < W; w++) {
+      float h = 0.5f * x[(w < n_valid ? w : 0) * 12 + q];
+      cs[q][w] = cosf(h), sn[q][w] = sinf(h);
+    }
+  for (int c = 0; c < 3; c++) {
     sites[c].dl = sites[c].dr = 1;
-    for (int p = 0; p < P; p++)
-      for (int w = 0; w < W; w++) {
-        int i = w < n_valid ? w : 0;
-        sites[c].t[p].re[w] = init_re[(i * 3 + c) * P + p];
-        sites[c].t[p].im[w] = init_im[(i * 3 + c) * P + p];
+    for (int p = 0; p < P; p++) {
+      vf m = (p & 8 ? sn : cs)[4 * c];
+      for (int j = 1; j < 4; j++) m *= (p & (8 >> j) ? sn : cs)[4 * c + j];
+      const vf zero = {0};
+      switch (__builtin_popcount(p) & 3) { /* (-i)^k */
+        case 0: sites[c].t[p].re = m, sites[c].t[p].im = zero; break;
+        case 1: sites[c].t[p].re = zero, sites[c].t[p].im = -m; break;
+        case 2: sites[c].t[p].re = -m, sites[c].t[p].im = zero; break;
+        default: sites[c].t[p].re = zero, sites[c].t[p].im = m;
       }
+    }
   }
 }
 

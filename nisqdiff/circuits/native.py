@@ -5,7 +5,8 @@ block deferred with one open qubit per site) for many inputs, 8 (AVX-512: 16) in
 thread count (OpenMP): the per-input products of 4x4 and 16x16 matrices that torch runs as batched GEMM
 calls (docs/performance.md) run in registers instead. It is differentiable through the kernel's own
 backward pass (:class:`_ChainExpval`); :func:`chain_probabilities` gives the same circuits' Born
-probabilities (for the ``shots`` device). The C source ships with the package and is built on first use
+probabilities (for the ``shots`` device). The kernel RX-encodes the input angles itself (and
+returns their gradient). The C source ships with the package and is built on first use
 by :mod:`nisqdiff.native`. Where no compiler works, or ``NISQDIFF_NATIVE=0``, :func:`available` is False
 and the chain runs in torch (one warning says why). Results agree with the torch path to float32 rounding
 (tests/test_chain_native.py).
@@ -45,43 +46,39 @@ def available() -> bool:
     return _library() is not None
 
 
-def _planar(init: torch.Tensor, mats: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The kernel's float layouts: the initial sites' real and imaginary parts (C, B, 3, 16) each, and the op
-    matrices and ``other`` (the observables or the deferred block) with (re, im) as a last axis."""
-    def interleaved(t):
-        return torch.view_as_real(t.resolve_conj()).contiguous()
-
-    return init.real.contiguous(), init.imag.contiguous(), interleaved(mats), interleaved(other)
+def _interleaved(t: torch.Tensor) -> torch.Tensor:
+    """A complex tensor as the kernel reads it: (re, im) as a last axis, float32, contiguous."""
+    return torch.view_as_real(t.resolve_conj()).contiguous()
 
 
 class _ChainExpval(torch.autograd.Function):
-    """<Z> (C, B, 12) of C circuits from the initial site states (C, B, 3, 16), the op matrices (C, n_ops, 16,
-    16) and the deferred block's observables (C, 3, 8, 8), all complex64; the backward is the kernel's own."""
+    """<Z> (C, B, 12) of C circuits from the input angles (C, B, 12) float32 (RX-encoded in the kernel), the op
+    matrices (C, n_ops, 16, 16) and the deferred block's observables (C, 3, 8, 8), complex64; the backward
+    is the kernel's own, down to the angles."""
 
     @staticmethod
-    def forward(ctx, init, mats, obs, table, masks):
+    def forward(ctx, x, mats, obs, table, masks):
         lib = _library()
-        c, b = init.shape[:2]
-        init_re, init_im, mats_f, obs_f = _planar(init, mats, obs)
+        c, b = x.shape[:2]
+        x, mats_f, obs_f = x.contiguous(), _interleaved(mats), _interleaved(obs)
         out = torch.empty(c, b, 12, dtype=torch.float32)
-        lib.chain_expval(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
-                         ctypes.c_int(len(table)), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out),
-                         ctypes.c_int(torch.get_num_threads()))  # fmt: skip
-        ctx.save_for_backward(init_re, init_im, mats_f, obs_f, table, masks)
+        lib.chain_expval(_ptr(x), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
+                         _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        ctx.save_for_backward(x, mats_f, obs_f, table, masks)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        init_re, init_im, mats_f, obs_f, table, masks = ctx.saved_tensors
-        c, b, n_ops = init_re.shape[0], init_re.shape[1], len(table)
+        x, mats_f, obs_f, table, masks = ctx.saved_tensors
+        c, b, n_ops = x.shape[0], x.shape[1], len(table)
         gz = grad.contiguous().float()
-        g_re, g_im = torch.empty_like(init_re), torch.empty_like(init_im)
+        gx = torch.empty_like(x)
         g_mats = torch.empty(c, n_ops, 16, 16, 2)
         g_obs = torch.empty(c, 3, 8, 8, 2)
-        _library().chain_backward(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
-                                  ctypes.c_int(n_ops), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(gz),
-                                  _ptr(g_re), _ptr(g_im), _ptr(g_mats), _ptr(g_obs), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
-        return torch.complex(g_re, g_im), torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None
+        _library().chain_backward(_ptr(x), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int), ctypes.c_int(n_ops),
+                                  _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(gz), _ptr(gx), _ptr(g_mats),
+                                  _ptr(g_obs), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+        return gx, torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None
 
 
 def _op_table(ops: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,32 +89,32 @@ def _op_table(ops: list[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     return table, torch.stack([m for *_, m in ops], 1)
 
 
-def chain_probabilities(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], final: torch.Tensor) -> torch.Tensor:
+def chain_probabilities(inputs: torch.Tensor, ops: list[tuple], open_masks: list[int], final: torch.Tensor) -> torch.Tensor:
     """Born probabilities (C, B, 4096) float32 of C circuits (one op list, their own matrices) for B inputs
     each, basis index p0 * 256 + p1 * 16 + p2 (each site's qubits in group order); not differentiable.
-    ``sites``, ``ops``, ``open_masks`` as for :func:`chain_expval`; ``final`` (C, 8, 8) complex64: the
+    ``inputs``, ``ops``, ``open_masks`` as for :func:`chain_expval`; ``final`` (C, 8, 8) complex64: the
     deferred block on the open qubits in site order."""
     table, mats = _op_table(ops)
-    init_re, init_im, mats_f, f = _planar(torch.stack(sites, 2).detach(), mats.detach(), final.detach())
+    x, mats_f, f = inputs.detach().float().contiguous(), _interleaved(mats.detach()), _interleaved(final.detach())
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    c, b = init_re.shape[:2]
+    c, b = x.shape[:2]
     out = torch.empty(c, b, 4096, dtype=torch.float32)
-    _library().chain_probs(_ptr(init_re), _ptr(init_im), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int),
-                           ctypes.c_int(len(table)), _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out),
-                           ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+    _library().chain_probs(_ptr(x), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
+                           _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
     return out
 
 
-def chain_expval(sites: list[torch.Tensor], ops: list[tuple], open_masks: list[int], obs: torch.Tensor) -> torch.Tensor:
+def chain_expval(inputs: torch.Tensor, ops: list[tuple], open_masks: list[int], obs: torch.Tensor) -> torch.Tensor:
     """<Z_q> (C, B, 12), float32, of C circuits with one op list (each its own matrices) for B inputs each, in
-    one kernel call; differentiable in the sites, the op matrices and ``obs`` (the kernel's own backward pass).
+    one kernel call; differentiable in the inputs, the op matrices and ``obs`` (the kernel's own backward pass).
 
-    ``sites``: the three encoded product states, each (C, B, 16) complex64; ``ops``: the circuits'
-    operations as :func:`nisqdiff.circuits.chain.chain_program` gives them (matrices (C, 16, 16)
-    complex64); ``open_masks``: for each site the bit of its qubit in the deferred block; ``obs``
-    (C, 3, 8, 8) complex64: that block's observables, ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] over
-    the open qubits in site order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
+    ``inputs`` (C, B, 12) float32: the angles, RX-encoded in the kernel, qubit 4 s + j on site s (three sites
+    of four qubits in order, as HQConv's groups); ``ops``: the circuits' operations as
+    :func:`nisqdiff.circuits.chain.chain_program` gives them (matrices (C, 16, 16) complex64);
+    ``open_masks``: for each site the bit of its qubit in the deferred block; ``obs`` (C, 3, 8, 8) complex64:
+    that block's observables, ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] over the open qubits in site
+    order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
     """
     table, mats = _op_table(ops)
     masks = torch.tensor(open_masks, dtype=torch.int32)
-    return _ChainExpval.apply(torch.stack(sites, 2), mats, obs, table, masks)
+    return _ChainExpval.apply(inputs, mats, obs, table, masks)
