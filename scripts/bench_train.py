@@ -5,7 +5,10 @@
     python scripts/bench_train.py --archs classical --official ../Quantum-Hybrid-Diffusion-Models \\
         --official-python ../jax-env/bin/python     # also the official JAX code's step (scripts/bench_official.py)
 
-Prints, per architecture, the median seconds of a training step (forward, backward, Adam, EMA
+Every case (architecture x training step, fp32 and bf16 sampling forward) runs once per round, in turn,
+for ``--repeats`` rounds after one warm-up round, so that a slow minute of the machine (timings on the
+development VM drift by 10-20% within minutes) hits every architecture alike. Prints, per architecture,
+the median seconds of a training step (forward, backward, Adam, EMA
 update) and its rate in GFLOP/s (the step's matmul and convolution FLOPs, forward and backward, as
 ``torch.utils.flop_counter`` counts them; compare with the CPU's dense matmul rate in
 ../shared/MEASUREMENTS.md) and of a sampling forward (EMA model, no grad; fp32 and, as `sample --precision bf16`, bf16
@@ -47,7 +50,9 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: int, device: str = "cpu") -> dict:
+def cases(arch: str, amp: bool, train_batch: int, sample_batch: int, device: str = "cpu") -> dict:
+    """One architecture's timed functions (``train_step_s``, ``sample_forward_s``, ``sample_bf16_s``) and the
+    FLOPs of its training step (``train_gflop``)."""
     torch.manual_seed(0)
     model = build_model(arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8, fused=True)  # as training.py
@@ -77,13 +82,27 @@ def bench(arch: str, amp: bool, repeats: int, train_batch: int, sample_batch: in
             loss = diffusion.loss(model, x)
         loss.backward()
     opt.zero_grad(set_to_none=True)
-    return {
-        "arch": arch,
-        "train_gflop": flops.get_total_flops() / 1e9,
-        "train_step_s": median_time(train_step, repeats),
-        "sample_forward_s": median_time(lambda: sample_forward(False), repeats),
-        "sample_bf16_s": median_time(lambda: sample_forward(True), repeats),
-    }
+    return {"train_gflop": flops.get_total_flops() / 1e9,
+            "timed": {"train_step_s": train_step, "sample_forward_s": lambda: sample_forward(False),
+                      "sample_bf16_s": lambda: sample_forward(True)}}  # fmt: skip
+
+
+def bench_rounds(archs: list[str], amp: bool, repeats: int, train_batch: int, sample_batch: int,
+                 device: str = "cpu") -> list[dict]:  # fmt: skip
+    """Medians per architecture over ``repeats`` rounds in which every case runs once, in turn."""
+    prepared = {a: cases(a, amp, train_batch, sample_batch, device) for a in archs}
+    times: dict[tuple[str, str], list[float]] = {}
+    for r in range(repeats + 1):  # round 0 warms up
+        for arch, case in prepared.items():
+            for name, fn in case["timed"].items():
+                sync()
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                if r:
+                    times.setdefault((arch, name), []).append(time.perf_counter() - t0)
+    return [{"arch": a, "train_gflop": c["train_gflop"], **{n: statistics.median(times[(a, n)]) for n in c["timed"]}}
+            for a, c in prepared.items()]  # fmt: skip
 
 
 def main() -> None:
@@ -101,7 +120,7 @@ def main() -> None:
     archs = args.archs.split(",")
     if "classical" not in archs:
         archs.insert(0, "classical")
-    rows = [bench(a, not args.no_amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device) for a in archs]
+    rows = bench_rounds(archs, not args.no_amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device)
     base = rows[0]
     print(f"torch {torch.__version__}, {args.torch_device}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
     print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'GFLOP/s':>8} {'sample s':>9} {'ratio':>6} {'bf16 s':>7} {'ratio':>6} {'20 epochs':>10}")
