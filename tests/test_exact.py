@@ -1,6 +1,7 @@
 """The emulator's exact method (Heisenberg picture) against Aer's density matrix, the noiseless simulator
 and the trajectories; binomial shots; the circuits it refuses; zero-noise extrapolators."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 
 from nisqdiff.circuits import expval, get_spec
-from nisqdiff.circuits.heisenberg import compile_exact
+from nisqdiff.circuits.heisenberg import TRUNCATION, compile_exact
 from nisqdiff.circuits.trajectories import compile_program, path_order, run_program
 from nisqdiff.devices import EmulatorDevice
 from nisqdiff.devices.emulator import aer_exact_expval, aer_exact_probabilities, emulator_program
@@ -57,6 +58,14 @@ def test_exact_on_a_12_qubit_hqconv_circuit_equals_aer_and_the_trajectories():
     assert (exact.expval(inputs) - ref).abs().max() < 1e-5 and (exact.expval(inputs, readout=False) - bare).abs().max() < 1e-5
     z, se = run_program(prog, inputs.float(), 256, None, torch.Generator().manual_seed(2))
     assert ((z.double() - ref).abs() <= 4 * se.double()).all()  # the trajectory method agrees within 4 SE
+    # expval runs on each observable's SVD truncated at TRUNCATION: against the whole coefficient tensors in
+    # float64 no <Z> moves by more than that bound (plus float32 rounding), with far fewer terms than dense
+    m, _, d_hi = exact.coeffs.shape
+    assert exact.factors is not None and exact.stats["exact_rank"] < m * d_hi / 4
+    many = torch.rand(300, 12, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 8 - 4
+    whole = dataclasses.replace(exact, factors=None).expval(many, dtype=torch.float64)
+    assert (exact.expval(many, dtype=torch.float64) - whole).abs().max() < TRUNCATION + 1e-12
+    assert (exact.expval(many) - whole).abs().max() < 5e-6  # float32 products, as the dense float32 path
 
 
 def test_exact_equals_the_mean_of_many_trajectories():
