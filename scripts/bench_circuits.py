@@ -44,7 +44,8 @@ def main() -> None:
     ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N] (PennyLane stays on the CPU)")
     args = ap.parse_args()
     dev = args.torch_device
-    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads, {args.circuits} x {args.batch} inputs, float32/complex64")
+    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads, {args.circuits} x {args.batch} inputs, "
+          "float32/complex64")
     print(f"{'ansatz':<7} {'method':<12} {'seconds':>8} {'us/circuit':>11}")
     for ansatz, spec in ANSATZE.items():
         x = (torch.rand(args.circuits, args.batch, spec.n_qubits, device=dev) * 2 - 1).requires_grad_()

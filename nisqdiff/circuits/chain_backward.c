@@ -4,11 +4,11 @@
 
 /* The backward pass: gradients of sum_q gz_q <Z_q> (torch's convention for complex tensors:
  * grad = dL/d(re) + i dL/d(im) = 2 dL/d(conj)) with respect to the initial site states (then, through the
- * encoding, the input angles), every op matrix and the deferred block's observables. E = <psi| H |psi>, H = D + O: D diagonal, the weighted Z's of the
- * qubits read from the state (d_c on each site), O the weighted observables on the open qubits. dE/d(conj
- * site) comes from the forward's grams (chain_readout.h), never from the full state: for D, the end sites'
- * grams weighted by d; for O, the open grams with O contracted in. The ops are then undone in reverse order
- * from a tape of the sites each op changed. */
+ * encoding, the input angles), every op matrix and the deferred block's observables. E = <psi| H |psi>,
+ * H = D + O: D diagonal, the weighted Z's of the qubits read from the state (d_c on each site), O the
+ * weighted observables on the open qubits. dE/d(conj site) comes from the forward's grams (chain_readout.h),
+ * never from the full state: for D, the end sites' grams weighted by d; for O, the open grams with O
+ * contracted in. The ops are then undone in reverse order from a tape of the sites each op changed. */
 
 /* y_v = M x_v for n vectors v: g_v <- M^H g_v, gm += sum_v g_v x_v^H (summed in registers, added once) */
 static void local_adjoint(cv *g, const cv *x, int n, const float *m, cv *gm) {
@@ -314,8 +314,8 @@ static void flush(cv *gm, cv *go, long nm, long no, float *row) {
   memset(gm, 0, sizeof(cv) * nm / 2), memset(go, 0, sizeof(cv) * no / 2);
 }
 
-/* shapes as chain_expval (n_circuits circuits of n inputs); gx (n_circuits, n, 12) as x; g_mats (n_circuits, n_ops, P, P, 2), g_obs
- * (n_circuits, 3, 8, 8, 2). Each thread takes a contiguous run of blocks (static schedule), so it meets the
+/* shapes as chain_expval (n_circuits circuits of n inputs); gx (n_circuits, n, 12) as x; g_mats (n_circuits,
+ * n_ops, P, P, 2), g_obs (n_circuits, 3, 8, 8, 2). Each thread takes a contiguous run of blocks (static schedule), so it meets the
  * circuits in order: its sums of one circuit are flushed when the next begins, then added in thread order. */
 int chain_backward(const float *x, long n, int n_circuits, const int *ops, int n_ops, const float *mats,
                    const int *open_mask, const float *obs, const float *gz, float *gx, float *g_mats, float *g_obs,

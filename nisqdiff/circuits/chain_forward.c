@@ -15,8 +15,9 @@ static void block(const float *x, int n_valid, const int *ops, int n_ops,
     for (int q = 0; q < 12; q++) out[w * 12 + q] = z[q][w];
 }
 
-/* n_circuits circuits of one op table, n inputs each: x (n_circuits, n, 12) angles, mats (n_circuits, n_ops, P, P, 2),
- * obs (n_circuits, 3, 8, 8, 2), out (n_circuits, n, 12). A vector never mixes circuits: blocks of W inputs per circuit. */
+/* n_circuits circuits of one op table, n inputs each: x (n_circuits, n, 12) angles, mats (n_circuits, n_ops, P, P,
+ * 2), obs (n_circuits, 3, 8, 8, 2), out (n_circuits, n, 12). A vector never mixes circuits: blocks of W inputs
+ * per circuit. */
 int chain_expval(const float *x, long n, int n_circuits, const int *ops, int n_ops,
                  const float *mats, const int *open_mask, const float *obs, float *out, int threads) {
   static __thread site_t sites[3], tmp;

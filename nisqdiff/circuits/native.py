@@ -63,7 +63,8 @@ class _ChainExpval(torch.autograd.Function):
         x, mats_f, obs_f = x.contiguous(), _interleaved(mats), _interleaved(obs)
         out = torch.empty(c, b, 12, dtype=torch.float32)
         lib.chain_expval(_ptr(x), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
-                         _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+                         _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(obs_f), _ptr(out),
+                         ctypes.c_int(torch.get_num_threads()))  # fmt: skip
         ctx.save_for_backward(x, mats_f, obs_f, table, masks)
         return out
 
@@ -100,7 +101,8 @@ def chain_probabilities(inputs: torch.Tensor, ops: list[tuple], open_masks: list
     c, b = x.shape[:2]
     out = torch.empty(c, b, 4096, dtype=torch.float32)
     _library().chain_probs(_ptr(x), ctypes.c_long(b), ctypes.c_int(c), _ptr(table, ctypes.c_int), ctypes.c_int(len(table)),
-                           _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out), ctypes.c_int(torch.get_num_threads()))  # fmt: skip
+                           _ptr(mats_f), _ptr(masks, ctypes.c_int), _ptr(f), _ptr(out),
+                           ctypes.c_int(torch.get_num_threads()))  # fmt: skip
     return out
 
 
