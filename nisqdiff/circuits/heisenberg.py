@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -96,7 +96,8 @@ def _prelude_map(ops: list) -> tuple[np.ndarray, InputRZ | None]:
 class ExactProgram:
     """The exact noisy <Z> of every measured bit as polynomial coefficients (see the module doc).
 
-    ``coeffs`` (n_clbits, 3^lo, 3^hi) (the pass's precision) over local qubits [0, lo) and [lo, n); ``inputs[k]`` the
+    ``coeffs`` (n_clbits, 3^lo, 3^hi) (the pass's precision; None once :meth:`truncated`) over local qubits [0, lo)
+    and [lo, n); ``inputs[k]`` the
     input gate of local qubit k (or None); ``readout`` (n_clbits, 2) [P(1|0), P(0|1)]; ``stats`` the
     compiled program's counts plus ``exact_seconds`` (the one-off cost of this compilation) and
     ``exact_rank`` (the rank-1 terms kept over all observables); ``factors`` the truncated SVDs that
@@ -104,7 +105,7 @@ class ExactProgram:
 
     num_qubits: int
     lo: int
-    coeffs: torch.Tensor
+    coeffs: torch.Tensor | None
     inputs: list
     readout: torch.Tensor
     stats: dict
@@ -131,16 +132,16 @@ class ExactProgram:
         the readout errors applied to each marginal (``readout=False``: before readout). ``dtype`` is
         the evaluation's precision: float32 (the default, faster) agrees with float64 to about 1e-6 on
         12-qubit HQConv circuits, and with Aer's density matrix to 1e-5 (tests/test_exact.py)."""
-        x = inputs.to(device=self.coeffs.device, dtype=torch.float64)
-        m, d_lo, d_hi = self.coeffs.shape
+        m = self.readout.shape[0]
+        x = inputs.to(device=(self.coeffs if self.factors is None else self.factors[0]).device, dtype=torch.float64)
         if self.factors is None and (self._flat is None or self._flat.dtype != dtype):
-            self._flat = self.coeffs.permute(1, 0, 2).reshape(d_lo, m * d_hi).to(dtype)
+            self._flat = self.coeffs.permute(1, 0, 2).reshape(3**self.lo, -1).to(dtype)
         out = []
         for start in range(0, x.shape[0], chunk):
             rows = x[start : start + chunk]
             lo, hi = self._basis(rows, range(self.lo), dtype), self._basis(rows, range(self.lo, self.num_qubits), dtype)
             if self.factors is None:
-                out.append(((lo @ self._flat).reshape(-1, m, d_hi) * hi[:, None, :]).sum(-1, dtype=torch.float64))
+                out.append(((lo @ self._flat).reshape(len(rows), m, -1) * hi[:, None, :]).sum(-1, dtype=torch.float64))
                 continue
             left, right, owner = self.factors
             terms = ((lo @ left.to(dtype)) * (hi @ right.to(dtype))).double()  # (N, R): each kept rank-1 term
@@ -150,6 +151,16 @@ class ExactProgram:
             p10, p01 = self.readout.to(z.device, torch.float64).unbind(-1)
             z = (1 - p10 - p01) * z + (p01 - p10)
         return z
+
+
+def _truncated(program: ExactProgram) -> ExactProgram:
+    """``program`` evaluated through each T_q's truncated SVD (the module doc), without its whole coefficient
+    tensors (a quarter of their memory or less: a study caches hundreds of programs); ``program`` itself where
+    the kept terms would cost more than the dense product."""
+    factors = _truncated_svd(program.coeffs, [g is not None for g in program.inputs])
+    if factors is None:
+        return program
+    return replace(program, coeffs=None, factors=factors, stats={**program.stats, "exact_rank": len(factors[2])})
 
 
 class _Operator:
@@ -260,14 +271,16 @@ def _channel_step(op: _Operator, qubits: tuple[int, ...], r: torch.Tensor, swapp
     op.restore_order()
 
 
-def compile_exact(program: Program, torch_device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> ExactProgram:
+def compile_exact(program: Program, torch_device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                  truncate: bool = True) -> ExactProgram:  # fmt: skip
     """The :class:`ExactProgram` of a compiled noisy program (the channels of
     :func:`~nisqdiff.circuits.trajectories.compile_program`, hence exactly ``aer-noisy``'s noise).
     Cost: one Heisenberg pass per measured bit over its light cone (at most 4^n_active x 16 x channels
     multiply-adds each; memory 2 x 4^n_active entries of ``dtype``). The transfer matrices and preludes
     are computed in float64; ``dtype`` is the pass's precision: float32 (the default, about twice as
     fast) changes <Z> by at most 5e-7 against float64 on a 12-qubit HQConv circuit. Raises :class:`~nisqdiff.errors.DeviceError` for a
-    qubit with more than one input gate or more than :data:`MAX_QUBITS` active qubits."""
+    qubit with more than one input gate or more than :data:`MAX_QUBITS` active qubits. ``truncate`` (default):
+    evaluate through the truncated SVDs and drop the whole tensors; False keeps them (the reference)."""
     t0 = time.perf_counter()
     n = program.num_qubits
     if n > MAX_QUBITS:
@@ -282,11 +295,11 @@ def compile_exact(program: Program, torch_device: str | torch.device = "cpu", dt
     lo = n // 2
     m = [torch.from_numpy(mk).to(torch_device, dtype) for mk in maps]
     coeffs = torch.stack([_heisenberg(program, q, transfer, m).reshape(3**lo, 3 ** (n - lo)) for q in program.measured])
-    factors = _truncated_svd(coeffs, [g is not None for g in gates])
-    stats = {**program.stats, "method": "exact", "exact_seconds": time.perf_counter() - t0}
-    if factors is not None:
-        stats["exact_rank"] = len(factors[2])
-    return ExactProgram(n, lo, coeffs, list(gates), program.readout, stats, factors=factors)
+    exact = ExactProgram(n, lo, coeffs, list(gates), program.readout, {**program.stats, "method": "exact"})
+    if truncate:
+        exact = _truncated(exact)
+    exact.stats["exact_seconds"] = time.perf_counter() - t0
+    return exact
 
 
 def _truncated_svd(coeffs: torch.Tensor, has_input: list[bool]) -> tuple | None:
