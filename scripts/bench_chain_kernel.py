@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
-import time
 
 import torch
+from bench_train import round_robin  # scripts/ is on sys.path when a script in it runs
 
 from nisqdiff.circuits import chain, native
 from nisqdiff.diffusion import GaussianDiffusion
@@ -39,9 +38,8 @@ def main() -> None:
     x_train, x_sample = torch.randn(128, 1, 28, 28), torch.randn(256, 1, 28, 28)
     t_sample = torch.randint(0, 1000, (256,))
 
-    def run(arch: str, kernel: bool, job: str) -> float:
+    def run(arch: str, kernel: bool, job: str) -> None:
         model = models[arch]
-        t0 = time.perf_counter()
         with contextlib.nullcontext() if kernel else chain.torch_only():
             if job == "train":
                 with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -50,24 +48,17 @@ def main() -> None:
             else:
                 with torch.no_grad():
                     model(x_sample, t_sample)
-        seconds = time.perf_counter() - t0
         model.zero_grad(set_to_none=True)
-        return seconds
 
     cases = [(a, k, j) for j in ("train", "sample") for a in archs for k in ((True,) if a == "classical" else (True, False))]
-    for case in cases:  # warm-up
-        run(*case)
-    times: dict = {case: [] for case in cases}
-    for _ in range(args.rounds):
-        for case in cases:
-            times[case].append(run(*case))
+    medians = round_robin({case: (lambda c=case: run(*c)) for case in cases}, args.rounds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.rounds} rounds")
     print(f"{'arch':<11} {'chain':<7} {'train s':>8} {'ratio':>6} {'sample s':>9} {'ratio':>6}")
-    base = {j: statistics.median(times[("classical", True, j)]) for j in ("train", "sample")} if "classical" in archs else None
+    base = {j: medians[("classical", True, j)] for j in ("train", "sample")} if "classical" in archs else None
     for arch, kernel, _ in [c for c in cases if c[2] == "train"]:
         row = f"{arch:<11} {'kernel' if kernel else 'torch':<7}"
         for job in ("train", "sample"):
-            m = statistics.median(times[(arch, kernel, job)])
+            m = medians[(arch, kernel, job)]
             row += f" {m:>8.3f} {m / base[job]:>5.2f}x" if base else f" {m:>8.3f}"
         print(row)
 

@@ -4,7 +4,7 @@
     python scripts/bench_optimizer.py --arch quanv --rounds 5
 
 Prints the median milliseconds of one ``optimizer.step()`` (random gradients, the training's Adam settings)
-per implementation over ``--rounds`` rounds of 30 steps each, every implementation once per round in turn,
+per implementation over 30 x ``--rounds`` rounds in which every implementation steps once, in turn,
 and the largest parameter difference between the per-tensor loop and fused Adam after 10 steps from the same
 state. Training uses fused Adam (nisqdiff/training.py).
 """
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 
 import torch
+from bench_train import round_robin  # scripts/ is on sys.path when a script in it runs
 
 from nisqdiff.models import build_model
 from nisqdiff.training import TrainConfig
@@ -36,19 +35,11 @@ def main() -> None:
     for p in params:
         p.grad = torch.randn_like(p)
     opts = {k: torch.optim.Adam(params, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, **kw) for k, kw in VARIANTS.items()}
-    times: dict[str, list[float]] = {k: [] for k in opts}
-    for _ in range(args.rounds):
-        for name, opt in opts.items():
-            for _ in range(3):
-                opt.step()
-            for _ in range(30):
-                t0 = time.perf_counter()
-                opt.step()
-                times[name].append(time.perf_counter() - t0)
+    medians = round_robin({name: opt.step for name, opt in opts.items()}, 30 * args.rounds)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.arch}: {len(params)} tensors, "
           f"{sum(p.numel() for p in params):,} parameters")  # fmt: skip
-    for name, ts in times.items():
-        print(f"{name:<11} {statistics.median(ts) * 1e3:7.2f} ms")
+    for name, sec in medians.items():
+        print(f"{name:<11} {sec * 1e3:7.2f} ms")
     a = build_model(args.arch)
     b = copy.deepcopy(a)
     for pa, pb in zip(a.parameters(), b.parameters()):

@@ -87,21 +87,29 @@ def cases(arch: str, amp: bool, train_batch: int, sample_batch: int, device: str
                       "sample_bf16_s": lambda: sample_forward(True)}}  # fmt: skip
 
 
+def round_robin(fns: dict, rounds: int) -> dict:
+    """Median seconds of each function of ``fns`` over ``rounds`` rounds in which every one runs once, in
+    turn, after a warm-up round: a slow minute of the machine then hits every case alike (the benchmarks'
+    shared timing loop)."""
+    for fn in fns.values():
+        fn()
+    times: dict = {key: [] for key in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[key].append(time.perf_counter() - t0)
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
 def bench_rounds(archs: list[str], amp: bool, repeats: int, train_batch: int, sample_batch: int,
                  device: str = "cpu") -> list[dict]:  # fmt: skip
     """Medians per architecture over ``repeats`` rounds in which every case runs once, in turn."""
     prepared = {a: cases(a, amp, train_batch, sample_batch, device) for a in archs}
-    times: dict[tuple[str, str], list[float]] = {}
-    for r in range(repeats + 1):  # round 0 warms up
-        for arch, case in prepared.items():
-            for name, fn in case["timed"].items():
-                sync()
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                if r:
-                    times.setdefault((arch, name), []).append(time.perf_counter() - t0)
-    return [{"arch": a, "train_gflop": c["train_gflop"], **{n: statistics.median(times[(a, n)]) for n in c["timed"]}}
+    medians = round_robin({(a, n): fn for a, c in prepared.items() for n, fn in c["timed"].items()}, repeats)
+    return [{"arch": a, "train_gflop": c["train_gflop"], **{n: medians[(a, n)] for n in c["timed"]}}
             for a, c in prepared.items()]  # fmt: skip
 
 
