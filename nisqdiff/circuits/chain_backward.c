@@ -10,29 +10,33 @@
  * never from the full state: for D, the end sites' grams weighted by d; for O, the open grams with O
  * contracted in. The ops are then undone in reverse order from a tape of the sites each op changed. */
 
-/* y_v = M x_v for n vectors v: g_v <- M^H g_v, gm += sum_v g_v x_v^H (summed in registers, added once) */
-static void local_adjoint(cv *g, const cv *x, int n, const float *m, cv *gm) {
+/* y_v = M x_v for n vectors v: g_v <- M^H g_v, gm += sum_v g_v x_v^H (summed in registers, added once), both
+ * over M's pattern pt only (chain_kernel.h): gm stays zero where M is zero for every weight */
+static void local_adjoint(cv *g, const cv *x, int n, const float *m, const int *pt, cv *gm) {
+  const int *col = pt + P + 1;
   cv tmp[P];
   for (int i = 0; i < P; i++)
-    for (int j = 0; j < P; j++) {
+    for (int k = pt[i]; k < pt[i + 1]; k++) {
+      const int j = col[k];
       cv acc = {{0}, {0}};
       for (int v = 0; v < n; v++) cmac_conj(&acc, g[v * P + i], x[v * P + j]);
       gm[i * P + j].re += acc.re, gm[i * P + j].im += acc.im;
     }
   for (int v = 0; v < n; v++) {
-    for (int j = 0; j < P; j++) {
-      cv acc = {{0}, {0}};
-      for (int i = 0; i < P; i++) {
-        cv y = cmul(m[(i * P + j) * 2], -m[(i * P + j) * 2 + 1], g[v * P + i]);
-        acc.re += y.re; acc.im += y.im;
+    memset(tmp, 0, sizeof(tmp));
+    for (int i = 0; i < P; i++) {
+      const cv gi = g[v * P + i];
+      for (int k = pt[i]; k < pt[i + 1]; k++) {
+        const int j = col[k];
+        cv y = cmul(m[(i * P + j) * 2], -m[(i * P + j) * 2 + 1], gi);
+        tmp[j].re += y.re; tmp[j].im += y.im;
       }
-      tmp[j] = acc;
     }
     memcpy(&g[v * P], tmp, sizeof(cv) * P);
   }
 }
 
-static void controlled_adjoint(site_t *g, int s, int t, int mask, const float *rot, const site_t *old_s,
+static void controlled_adjoint(site_t *g, int s, int t, int mask, const float *rot, const int *pt, const site_t *old_s,
                                const site_t *old_t, cv *grot, site_t *tmp) {
   site_t *gs = &g[s], *gt = &g[t];
   tmp->dl = old_s->dl, tmp->dr = old_s->dr;
@@ -51,7 +55,7 @@ static void controlled_adjoint(site_t *g, int s, int t, int mask, const float *r
       int i1 = s < t ? ((l * 2 + 1) * gt->dr + r) : (l * gt->dr + r * 2 + 1);
       memcpy(&g1[(l * old_t->dr + r) * P], &gt->t[i1 * P], sizeof(cv) * P);
     }
-  local_adjoint(g1, old_t->t, n, rot, grot);
+  local_adjoint(g1, old_t->t, n, rot, pt, grot);
   tmp->dl = old_t->dl, tmp->dr = old_t->dr;
   for (int l = 0; l < old_t->dl; l++)
     for (int r = 0; r < old_t->dr; r++) {
@@ -168,7 +172,8 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
   end_site_adjoint(s0->t, da, d[0], env->M, Md, g[0].t); /* g0[a][p] = 2 sum_a' s0[a'][p] (d0 M + Md)[a'][a] */
   end_site_adjoint(s2->t, db, d[2], env->N, Nd, g[2].t); /* g2[b][p] = 2 sum_b' s2[b'][p] (d2 N + Nd)[b'][b] */
   /* O. S[y0 x0 y1 x1][a2][b] = sum_{x2,y2} og[x0x1x2][y0y1y2] K2[(a2,y2)][(b,x2)]; the open grams' gradients
-   * G0 = K1 S, G1 = K0 S, G2 = og Q; then each site's from its own */
+   * G0 = K1 S, G1 = K0 S, G2 = og Q; then each site's from its own. og and the grams are Hermitian, so
+   * S[x0 y0 x1 y1][b][a2] = conj(S[y0 x0 y1 x1][a2][b]) and G0, G1 are Hermitian: half of each is computed */
   cv S[16 * MAXD * MAXD], G0[4 * MAXD * MAXD], G2[4 * MAXD * MAXD];
   for (int i = 0; i < 16; i++) { /* i = ((y0 * 2 + x0) * 2 + y1) * 2 + x1 */
     int y0 = i >> 3, x0 = (i >> 2) & 1, y1 = (i >> 1) & 1, x1 = i & 1;
@@ -187,16 +192,21 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
         for (int e = 0; e < da; e++)
           for (int b = 0; b < db; b++)
             for (int x1 = 0; x1 < 2; x1++) {
+              const int i = (a * db + a2) * 2 + y1, j = (e * db + b) * 2 + x1;
+              if (j < i) continue;
               cv acc = zero;
               for (int y0 = 0; y0 < 2; y0++)
                 for (int x0 = 0; x0 < 2; x0++)
                   cmac(&acc, env->K0[(a * 2 + y0) * n0 + e * 2 + x0], S[((((y0 * 2 + x0) * 2 + y1) * 2 + x1) * db + a2) * db + b]);
-              G1[((a * db + a2) * 2 + y1) * n1 + (e * db + b) * 2 + x1] = acc;
+              G1[j * n1 + i].re = acc.re, G1[j * n1 + i].im = -acc.im;
+              G1[i * n1 + j] = acc;
             }
   for (int a = 0; a < da; a++)
     for (int y0 = 0; y0 < 2; y0++)
       for (int e = 0; e < da; e++)
         for (int x0 = 0; x0 < 2; x0++) {
+          const int i = a * 2 + y0, j = e * 2 + x0;
+          if (j < i) continue;
           cv acc = zero;
           for (int y1 = 0; y1 < 2; y1++)
             for (int x1 = 0; x1 < 2; x1++)
@@ -204,7 +214,8 @@ static void readout_backward(const site_t *sites, const readout_t *env, vf d[3][
                 for (int b = 0; b < db; b++)
                   cmac(&acc, env->K1[((a * db + a2) * 2 + y1) * n1 + (e * db + b) * 2 + x1],
                        S[((((y0 * 2 + x0) * 2 + y1) * 2 + x1) * db + a2) * db + b]);
-          G0[(a * 2 + y0) * n0 + e * 2 + x0] = acc;
+          G0[j * n0 + i].re = acc.re, G0[j * n0 + i].im = -acc.im;
+          G0[i * n0 + j] = acc;
         }
   for (int a2 = 0; a2 < db; a2++)
     for (int y2 = 0; y2 < 2; y2++)
@@ -250,13 +261,13 @@ static void angles_backward(const site_t *g, const vf cs[12], const vf sn[12], i
   }
 }
 
-static void block_backward(const float *x, int n_valid, const int *ops, int n_ops, const float *mats,
+static void block_backward(const float *x, int n_valid, const int *ops, int n_ops, const int *pats, const float *mats,
                            const int *open_mask, const float *obs, const float *gz, float *gx, cv *g_mats,
                            cv *g_obs, site_t *sites, site_t *tmp, site_t *tape, site_t *g) {
   static __thread readout_t env;
   vf z[12], gq[12], cs[12], sn[12];
   load_angles(x, n_valid, sites, cs, sn);
-  evolve(sites, tmp, ops, n_ops, mats, tape);
+  evolve(sites, tmp, ops, n_ops, mats, pats, tape);
   readout(sites, open_mask, obs, z, &env);
   for (int q = 0; q < 12; q++)
     for (int w = 0; w < W; w++) gq[q][w] = w < n_valid ? gz[w * 12 + q] : 0.f;
@@ -288,14 +299,14 @@ static void block_backward(const float *x, int n_valid, const int *ops, int n_op
       }
   readout_backward(sites, &env, d, og, g);
   for (int o = n_ops - 1; o >= 0; o--) { /* undo the ops */
-    const int *op = &ops[o * 5];
+    const int *op = &ops[o * OPW], *pt = &pats[op[5]];
     const float *m = &mats[(long)op[4] * P * P * 2];
     cv *gm = &g_mats[(long)op[4] * P * P];
     if (op[0] == 0) {
       site_t *gs = &g[op[1]];
-      local_adjoint(gs->t, tape[2 * o].t, gs->dl * gs->dr, m, gm);
+      local_adjoint(gs->t, tape[2 * o].t, gs->dl * gs->dr, m, pt, gm);
     } else {
-      controlled_adjoint(g, op[1], op[2], op[3], m, &tape[2 * o], &tape[2 * o + 1], gm, tmp);
+      controlled_adjoint(g, op[1], op[2], op[3], m, pt, &tape[2 * o], &tape[2 * o + 1], gm, tmp);
     }
   }
   angles_backward(g, cs, sn, n_valid, gx);
@@ -317,7 +328,7 @@ static void flush(cv *gm, cv *go, long nm, long no, float *row) {
 /* shapes as chain_expval (n_circuits circuits of n inputs); gx (n_circuits, n, 12) as x; g_mats (n_circuits,
  * n_ops, P, P, 2), g_obs (n_circuits, 3, 8, 8, 2). Each thread takes a contiguous run of blocks (static schedule), so it meets the
  * circuits in order: its sums of one circuit are flushed when the next begins, then added in thread order. */
-int chain_backward(const float *x, long n, int n_circuits, const int *ops, int n_ops, const float *mats,
+int chain_backward(const float *x, long n, int n_circuits, const int *ops, int n_ops, const int *pats, const float *mats,
                    const int *open_mask, const float *obs, const float *gz, float *gx, float *g_mats, float *g_obs,
                    int threads) {
   long per = (n + W - 1) / W, blocks = per * n_circuits, nm = 2L * n_ops * P * P, no = 2L * 3 * 64;
@@ -341,7 +352,7 @@ int chain_backward(const float *x, long n, int n_circuits, const int *ops, int n
         if (current >= 0) flush(gm, go, nm, no, mine + current * stride);
         current = c;
       }
-      block_backward(x + at * 12, valid, ops, n_ops, mats + c * nm, open_mask, obs + c * no, gz + at * 12,
+      block_backward(x + at * 12, valid, ops, n_ops, pats, mats + c * nm, open_mask, obs + c * no, gz + at * 12,
                      gx + at * 12, gm, go, sites, &tmp, tape, g);
     }
     if (current >= 0) flush(gm, go, nm, no, mine + current * stride);

@@ -1,15 +1,15 @@
 /* The forward pass: <Z_q> of every input (see chain_kernel.h and chain_readout.h), and the Born probabilities. */
 #include "chain_readout.h"
 
-/* one vector of W inputs. ops: n_ops x (kind, s, t, mask, matrix index); kind 0 = local on site s,
- * 1 = controlled (control site s, target t, control bit mask). */
-static void block(const float *x, int n_valid, const int *ops, int n_ops,
+/* one vector of W inputs. ops: n_ops x (kind, s, t, mask, matrix index, pattern offset); kind 0 = local on site s,
+ * 1 = controlled (control site s, target t, control bit mask); pats: the ops' sparsity patterns (chain_kernel.h). */
+static void block(const float *x, int n_valid, const int *ops, int n_ops, const int *pats,
                   const float *mats, const int *open_mask, const float *obs, float *out, site_t *sites,
                   site_t *tmp) {
   static __thread readout_t env;
   vf z[12], cs[12], sn[12];
   load_angles(x, n_valid, sites, cs, sn);
-  evolve(sites, tmp, ops, n_ops, mats, 0);
+  evolve(sites, tmp, ops, n_ops, mats, pats, 0);
   readout(sites, open_mask, obs, z, &env);
   for (int w = 0; w < n_valid; w++)
     for (int q = 0; q < 12; q++) out[w * 12 + q] = z[q][w];
@@ -18,7 +18,7 @@ static void block(const float *x, int n_valid, const int *ops, int n_ops,
 /* n_circuits circuits of one op table, n inputs each: x (n_circuits, n, 12) angles, mats (n_circuits, n_ops, P, P,
  * 2), obs (n_circuits, 3, 8, 8, 2), out (n_circuits, n, 12). A vector never mixes circuits: blocks of W inputs
  * per circuit. */
-int chain_expval(const float *x, long n, int n_circuits, const int *ops, int n_ops,
+int chain_expval(const float *x, long n, int n_circuits, const int *ops, int n_ops, const int *pats,
                  const float *mats, const int *open_mask, const float *obs, float *out, int threads) {
   static __thread site_t sites[3], tmp;
   long per = (n + W - 1) / W, blocks = per * n_circuits;
@@ -26,7 +26,7 @@ int chain_expval(const float *x, long n, int n_circuits, const int *ops, int n_o
   for (long k = 0; k < blocks; k++) {
     long c = k / per, i = (k % per) * W, at = c * n + i;
     int valid = n - i < W ? (int)(n - i) : W;
-    block(x + at * 12, valid, ops, n_ops, mats + c * n_ops * P * P * 2, open_mask,
+    block(x + at * 12, valid, ops, n_ops, pats, mats + c * n_ops * P * P * 2, open_mask,
           obs + c * 3 * 64 * 2, out + at * 12, sites, &tmp);
   }
   return 0;
@@ -35,13 +35,13 @@ int chain_expval(const float *x, long n, int n_circuits, const int *ops, int n_o
 /* Born probabilities of every basis state (the shots device): the deferred ops, the full state psi[p0][p1][p2]
  * (4,096 amplitudes), then the deferred block f (8, 8, 2) on the open qubits, f[x][y] with x = (x0 x1 x2) in
  * site order; out (n, 4096) float, index p0 * 256 + p1 * 16 + p2 (each site's qubits in group order). */
-static void block_probs(const float *x, int n_valid, const int *ops, int n_ops,
+static void block_probs(const float *x, int n_valid, const int *ops, int n_ops, const int *pats,
                         const float *mats, const int *open_mask, const float *f, float *out, site_t *sites,
                         site_t *tmp) {
   static __thread cv T[P * MAXD * P], psi[P * P * P];
   vf cs[12], sn[12];
   load_angles(x, n_valid, sites, cs, sn);
-  evolve(sites, tmp, ops, n_ops, mats, 0);
+  evolve(sites, tmp, ops, n_ops, mats, pats, 0);
   const site_t *s0 = &sites[0], *s1 = &sites[1], *s2 = &sites[2];
   int da = s0->dr, db = s1->dr;
   for (int p0 = 0; p0 < P; p0++) /* T[p0][b][p1] = sum_a s0[a][p0] s1[a][b][p1] */
@@ -86,7 +86,7 @@ static void block_probs(const float *x, int n_valid, const int *ops, int n_ops,
 }
 
 /* as chain_expval: x (n_circuits, n, 12), f (n_circuits, 8, 8, 2), out (n_circuits, n, 4096) */
-int chain_probs(const float *x, long n, int n_circuits, const int *ops, int n_ops,
+int chain_probs(const float *x, long n, int n_circuits, const int *ops, int n_ops, const int *pats,
                 const float *mats, const int *open_mask, const float *f, float *out, int threads) {
   static __thread site_t sites[3], tmp;
   long per = (n + W - 1) / W, blocks = per * n_circuits;
@@ -94,7 +94,7 @@ int chain_probs(const float *x, long n, int n_circuits, const int *ops, int n_op
   for (long k = 0; k < blocks; k++) {
     long c = k / per, i = (k % per) * W, at = c * n + i;
     int valid = n - i < W ? (int)(n - i) : W;
-    block_probs(x + at * 12, valid, ops, n_ops, mats + c * n_ops * P * P * 2, open_mask,
+    block_probs(x + at * 12, valid, ops, n_ops, pats, mats + c * n_ops * P * P * 2, open_mask,
                 f + c * 64 * 2, out + at * P * P * P, sites, &tmp);
   }
   return 0;

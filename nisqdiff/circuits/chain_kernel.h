@@ -41,10 +41,15 @@ static inline void cmac(cv *acc, cv a, cv b) {  /* acc += a * b */
 
 typedef struct { int dl, dr; cv t[MAXD * MAXD * P]; } site_t; /* t[(l * dr + r) * P + p] */
 
-static inline void apply_local(cv *x, const float *m, cv *tmp) { /* x (P) <- M x, M (P, P, 2) row-major */
+/* An op's sparsity pattern (pt): 17 row starts, then the column of each structurally nonzero entry, row by row.
+ * HQConv's blocks are sparse (a channel's block 81 of 256 entries, a controlled rotation 32): only those entries
+ * are multiplied, and (backward) only their gradients are summed; the others are zero for every weight. */
+static inline void apply_local(cv *x, const float *m, const int *pt, cv *tmp) { /* x (P) <- M x, M (P, P, 2) row-major */
+  const int *col = pt + P + 1;
   for (int i = 0; i < P; i++) {
     cv acc = {{0}, {0}};
-    for (int j = 0; j < P; j++) {
+    for (int k = pt[i]; k < pt[i + 1]; k++) {
+      const int j = col[k];
       cv y = cmul(m[(i * P + j) * 2], m[(i * P + j) * 2 + 1], x[j]);
       acc.re += y.re; acc.im += y.im;
     }
@@ -54,7 +59,8 @@ static inline void apply_local(cv *x, const float *m, cv *tmp) { /* x (P) <- M x
 }
 
 /* |0><0|_ctrl (x) I + |1><1|_ctrl (x) R on sites s (control, bit mask `mask` of p) and t = s +- 1 */
-static inline void apply_controlled(site_t *sites, int s, int t, int mask, const float *rot, site_t *tmp) {
+static inline void apply_controlled(site_t *sites, int s, int t, int mask, const float *rot, const int *pt,
+                                    site_t *tmp) {
   site_t *a = &sites[s], *b = &sites[t];
   cv scratch[P];
   const cv zero = {{0}, {0}};
@@ -79,7 +85,7 @@ static inline void apply_controlled(site_t *sites, int s, int t, int mask, const
         int nl = s < t ? l * 2 + k : l, nr = s < t ? r : r * 2 + k;
         cv *dst = &tmp->t[(nl * tmp->dr + nr) * P], *src = &b->t[(l * b->dr + r) * P];
         memcpy(dst, src, sizeof(cv) * P);
-        if (k) apply_local(dst, rot, scratch);
+        if (k) apply_local(dst, rot, pt, scratch);
       }
   b->dl = tmp->dl, b->dr = tmp->dr;
   memcpy(b->t, tmp->t, sizeof(cv) * P * b->dl * b->dr);
@@ -126,11 +132,14 @@ static inline void copy_site(site_t *dst, const site_t *src) {
   memcpy(dst->t, src->t, sizeof(cv) * P * src->dl * src->dr);
 }
 
-/* run the ops; with a tape, keep the sites each op changes as they were before it (tape[2 o], tape[2 o + 1]) */
-static inline void evolve(site_t *sites, site_t *tmp, const int *ops, int n_ops, const float *mats, site_t *tape) {
+/* run the ops (rows of OPW ints: kind, s, t, mask, matrix index, offset of its pattern in pats); with a tape,
+ * keep the sites each op changes as they were before it (tape[2 o], tape[2 o + 1]) */
+#define OPW 6
+static inline void evolve(site_t *sites, site_t *tmp, const int *ops, int n_ops, const float *mats, const int *pats,
+                          site_t *tape) {
   cv scratch[P];
   for (int o = 0; o < n_ops; o++) {
-    const int *op = &ops[o * 5];
+    const int *op = &ops[o * OPW], *pt = &pats[op[5]];
     const float *m = &mats[(long)op[4] * P * P * 2];
     if (tape) {
       copy_site(&tape[2 * o], &sites[op[1]]);
@@ -138,9 +147,9 @@ static inline void evolve(site_t *sites, site_t *tmp, const int *ops, int n_ops,
     }
     if (op[0] == 0) {
       site_t *st = &sites[op[1]];
-      for (int lr = 0; lr < st->dl * st->dr; lr++) apply_local(&st->t[lr * P], m, scratch);
+      for (int lr = 0; lr < st->dl * st->dr; lr++) apply_local(&st->t[lr * P], m, pt, scratch);
     } else {
-      apply_controlled(sites, op[1], op[2], op[3], m, tmp);
+      apply_controlled(sites, op[1], op[2], op[3], m, pt, tmp);
     }
   }
 }

@@ -21,17 +21,21 @@ typedef struct {
 } readout_t;
 
 /* k[(e, x)][(f, y)] = sum over the closed bits of t[e][x] conj(t[f][y]), x and y the open bit (``mask``), for
- * the n bond entries e, f of a site t (n, P): its gram over the closed qubits, (2n, 2n) */
+ * the n bond entries e, f of a site t (n, P): its gram over the closed qubits, (2n, 2n), Hermitian (the upper
+ * triangle is computed, the lower one mirrored) */
 static inline void open_gram(const cv *t, int n, const int *closed, int mask, cv *k) {
-  for (int e = 0; e < n; e++)
-    for (int x = 0; x < 2; x++)
-      for (int f = 0; f < n; f++)
-        for (int y = 0; y < 2; y++) {
-          cv acc = {{0}, {0}};
-          for (int q = 0; q < 8; q++)
-            cmac_conj(&acc, t[e * P + (closed[q] | (x ? mask : 0))], t[f * P + (closed[q] | (y ? mask : 0))]);
-          k[(e * 2 + x) * (2 * n) + f * 2 + y] = acc;
-        }
+  for (int i = 0; i < 2 * n; i++) {
+    const cv *ti = &t[(i >> 1) * P];
+    const int mi = i & 1 ? mask : 0;
+    for (int j = i; j < 2 * n; j++) {
+      const cv *tj = &t[(j >> 1) * P];
+      const int mj = j & 1 ? mask : 0;
+      cv acc = {{0}, {0}};
+      for (int q = 0; q < 8; q++) cmac_conj(&acc, ti[closed[q] | mi], tj[closed[q] | mj]);
+      k[j * 2 * n + i].re = acc.re, k[j * 2 * n + i].im = -acc.im;
+      k[i * 2 * n + j] = acc;
+    }
+  }
 }
 
 /* Re(m x conj(y)) */
@@ -109,26 +113,30 @@ static inline void readout(const site_t *sites, const int *open_mask, const floa
   open_gram(s0->t, da, env->closed[0], open_mask[0], env->K0);
   open_gram(s1->t, da * db, env->closed[1], open_mask[1], env->K1); /* entry (a, b) of site 1 is a * db + b */
   open_gram(s2->t, db, env->closed[2], open_mask[2], env->K2);
-  for (int x0 = 0; x0 < 2; x0++)
-    for (int y0 = 0; y0 < 2; y0++)
-      for (int x1 = 0; x1 < 2; x1++)
-        for (int y1 = 0; y1 < 2; y1++)
-          for (int b = 0; b < db; b++)
-            for (int c = 0; c < db; c++) {
-              cv acc = {{0}, {0}};
-              for (int a = 0; a < da; a++)
-                for (int e = 0; e < da; e++)
-                  cmac(&acc, env->K0[(a * 2 + x0) * n0 + e * 2 + y0],
-                       env->K1[((a * db + b) * 2 + x1) * n1 + (e * db + c) * 2 + y1]);
-              env->Q[((((x0 * 2 + y0) * 2 + x1) * 2 + y1) * db + b) * db + c] = acc;
-            }
+  /* Q[x0 y0 x1 y1][b][c] = sum_{a,e} K0[(a,x0)][(e,y0)] K1[(a,b,x1)][(e,c,y1)]; the grams are Hermitian, so
+   * Q[y0 x0 y1 x1][c][b] = conj(Q[x0 y0 x1 y1][b][c]) and rho is Hermitian: half of each is computed */
+  for (int i4 = 0; i4 < 16; i4++) {
+    const int x0 = i4 >> 3, y0 = (i4 >> 2) & 1, x1 = (i4 >> 1) & 1, y1 = i4 & 1, m4 = y0 * 8 + x0 * 4 + y1 * 2 + x1;
+    for (int b = 0; b < db; b++)
+      for (int c = 0; c < db; c++) {
+        const int at = (i4 * db + b) * db + c, mirror = (m4 * db + c) * db + b;
+        if (mirror < at) continue;
+        cv acc = {{0}, {0}};
+        for (int a = 0; a < da; a++)
+          for (int e = 0; e < da; e++)
+            cmac(&acc, env->K0[(a * 2 + x0) * n0 + e * 2 + y0], env->K1[((a * db + b) * 2 + x1) * n1 + (e * db + c) * 2 + y1]);
+        env->Q[mirror].re = acc.re, env->Q[mirror].im = -acc.im; /* then itself, where it is its own mirror */
+        env->Q[at] = acc;
+      }
+  }
   for (int x = 0; x < 8; x++)
-    for (int y = 0; y < 8; y++) {
+    for (int y = x; y < 8; y++) {
       int x0 = x >> 2, x1 = (x >> 1) & 1, x2 = x & 1, y0 = y >> 2, y1 = (y >> 1) & 1, y2 = y & 1;
       cv acc = {{0}, {0}};
       for (int b = 0; b < db; b++)
         for (int c = 0; c < db; c++)
           cmac(&acc, env->Q[((((x0 * 2 + y0) * 2 + x1) * 2 + y1) * db + b) * db + c], env->K2[(b * 2 + x2) * n2 + c * 2 + y2]);
+      env->rho[y][x].re = acc.re, env->rho[y][x].im = -acc.im;
       env->rho[x][y] = acc;
     }
   for (int k = 0; k < 3; k++) { /* <Z_k> = Re sum_ij rho[i][j] obs[k][j][i] */
