@@ -98,7 +98,11 @@ def train(
     ),
     freeze_classical: bool = typer.Option(False, help="train only the circuits (seed 002's transfer variant)"),
     grid_images: int = typer.Option(16, help="EMA samples in each epoch's PNG grid (0: none)"),
-    amp: bool = typer.Option(True, help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits)"),
+    amp: Optional[bool] = typer.Option(
+        None, "--amp/--no-amp", show_default=False,
+        help="bf16 autocast for convolutions and matmuls (fp32 weights, loss, circuits) [default: on where the device "
+        "has native bf16 (AVX512-BF16/AMX CPUs, bf16 GPUs), off elsewhere; on --resume, the run's own]",
+    ),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
     torch_device: str = typer.Option("cpu", help="torch device for training (cpu, cuda, cuda:1, ...)"),
     schedule: Optional[str] = typer.Option(None, help="noise schedule: cosine (the paper's), linear, sigmoid, shifted-cosine [default: cosine]"),

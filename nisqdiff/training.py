@@ -28,7 +28,7 @@ from .errors import TrainingError, UsageError
 from .files import RunLock, atomic_write_text, check_writable, remove_orphans
 from .images import save_grid
 from .models import UNet, build_model, get_arch
-from .pipeline import DiffusionPipeline, check_torch_device
+from .pipeline import DiffusionPipeline, check_torch_device, native_bf16
 from .qrng import PoolNoise, check_source, parse_source
 
 CHECKPOINT = "checkpoint.pt"
@@ -59,7 +59,8 @@ class TrainConfig:
     ema_power: float = 2 / 3
     init_from: str | None = None
     freeze_classical: bool = False
-    amp: bool = True  # bf16 autocast for convolutions/matmuls; fp32 weights, loss and circuits
+    amp: bool | None = None  # bf16 autocast for convolutions/matmuls (fp32 weights, loss and circuits); None:
+    # where the device has native bf16 (pipeline.native_bf16), decided when the run starts and stored as True/False
     torch_device: str = "cpu"
     grid_images: int = 16
     grid_ddim_steps: int = 25
@@ -234,6 +235,8 @@ def train(
             p.requires_grad_(id(p) in circuit_params)
     if dist is not None:
         cfg.torch_device = dist.torch_device
+    if cfg.amp is None:
+        cfg.amp = native_bf16(cfg.torch_device)
     pool = parse_source(cfg.noise_source)
     noise = None
     if pool is not None:  # every step's batch of noise: its own part of this run's range of the pool
@@ -261,6 +264,8 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict, out: Path) -> TrainConfig:
         stored.max_steps = cfg.max_steps
     stored.torch_device = cfg.torch_device  # a run may continue on another torch device
     stored.checkpoint_minutes = cfg.checkpoint_minutes
+    if cfg.amp is not None:  # given on resume: e.g. a run moved to a machine without native bf16
+        stored.amp = cfg.amp
     return stored
 
 

@@ -1,6 +1,6 @@
 """Benchmark one training step (batch 128) and one sampling forward (batch 256) per architecture.
 
-    python scripts/bench_train.py                     # all architectures, bf16 autocast as `nisqdiff train`
+    python scripts/bench_train.py                     # all architectures, the precision `nisqdiff train` picks
     python scripts/bench_train.py --no-amp --archs classical,1hqconv --repeats 7
     python scripts/bench_train.py --archs classical --official ../Quantum-Hybrid-Diffusion-Models \\
         --official-python ../jax-env/bin/python     # also the official JAX code's step (scripts/bench_official.py)
@@ -30,6 +30,7 @@ import torch
 
 from nisqdiff.diffusion import GaussianDiffusion
 from nisqdiff.models import ARCHS, build_model
+from nisqdiff.pipeline import native_bf16
 from nisqdiff.training import EMA, TrainConfig
 
 
@@ -119,7 +120,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--sample-batch", type=int, default=256)
-    ap.add_argument("--no-amp", action="store_true", help="fp32 throughout (training default is bf16 autocast)")
+    ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                    help="bf16 autocast in the training step (default: as `nisqdiff train`, where the CPU has native bf16)")
     ap.add_argument("--torch-device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--official", default=None, help="checkout of the official JAX code: time its classical step too")
@@ -128,9 +130,10 @@ def main() -> None:
     archs = args.archs.split(",")
     if "classical" not in archs:
         archs.insert(0, "classical")
-    rows = bench_rounds(archs, not args.no_amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device)
+    amp = native_bf16(args.torch_device) if args.amp is None else args.amp
+    rows = bench_rounds(archs, amp, args.repeats, args.train_batch, args.sample_batch, args.torch_device)
     base = rows[0]
-    print(f"torch {torch.__version__}, {args.torch_device}, {torch.get_num_threads()} threads, amp={'off' if args.no_amp else 'bf16'}")
+    print(f"torch {torch.__version__}, {args.torch_device}, {torch.get_num_threads()} threads, amp={'bf16' if amp else 'off'}")
     print(f"{'arch':<11} {'train s':>8} {'ratio':>6} {'GFLOP/s':>8} {'sample s':>9} {'ratio':>6} {'bf16 s':>7} {'ratio':>6} {'20 epochs':>10}")
     for r in rows:
         r["train_ratio"] = r["train_step_s"] / base["train_step_s"]

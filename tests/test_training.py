@@ -240,3 +240,21 @@ def test_a_kill_after_a_mid_epoch_checkpoint_resumes_to_the_uninterrupted_run(st
     with pytest.raises(Exception, match="checkpoint-minutes"):
         train(_cfg(checkpoint_minutes=-1), tmp_path / "bad", data_dir, show_progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_default_precision_follows_the_device_and_is_kept_on_resume(data_dir, tmp_path, monkeypatch):
+    import nisqdiff.training as training
+    from nisqdiff.pipeline import native_bf16
+
+    assert native_bf16("cpu") in (True, False) and native_bf16("meta") is False
+    run = tmp_path / "run"
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)  # as on a CPU with AVX512-BF16
+    train(_cfg(arch="classical", max_steps=1), run, data_dir, show_progress=False)
+    assert load_checkpoint(run / "checkpoint.pt")["config"]["amp"] is True
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)  # moved to a machine without it
+    train(_cfg(arch=None, max_steps=2), run, data_dir, resume=True, show_progress=False)
+    assert load_checkpoint(run / "checkpoint.pt")["config"]["amp"] is True  # the run's own
+    train(_cfg(arch=None, max_steps=3, amp=False), run, data_dir, resume=True, show_progress=False)
+    assert load_checkpoint(run / "checkpoint.pt")["config"]["amp"] is False  # given on resume: followed
+    train(_cfg(arch="classical", max_steps=1), tmp_path / "fresh", data_dir, show_progress=False)
+    assert load_checkpoint(tmp_path / "fresh" / "checkpoint.pt")["config"]["amp"] is False

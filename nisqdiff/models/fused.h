@@ -1,5 +1,5 @@
 /* Shared by the fused kernels (fused_attention.c, fused_norm.c): vectors of VW floats through GCC's vector
-   extensions (one AVX-512 register, two AVX2 ones), the shapes they support, and small helpers. */
+   extensions (one AVX-512 register, or one AVX2 register), the shapes they support, and small helpers. */
 #ifndef NISQDIFF_FUSED_H
 #define NISQDIFF_FUSED_H
 #include <float.h>
@@ -8,7 +8,11 @@
 #include <stdlib.h>
 
 #define HID 128 /* heads * dim_head */
-#define VW 16   /* floats per vector: one AVX-512 register (two AVX2 ones) */
+#ifdef __AVX512F__
+#define VW 16 /* floats per vector: one AVX-512 register */
+#else
+#define VW 8 /* one AVX2 register: 16-float vectors (two registers each) spill and ran 1.4x slower than torch */
+#endif
 #define BLK 16  /* positions per block of the key pass */
 #define MAXC 64
 #define GROUP 4 /* blocks of VW positions per pass over the backward's lane accumulators */
