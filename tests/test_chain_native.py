@@ -122,3 +122,15 @@ def test_without_the_kernel_the_chain_runs_in_torch(monkeypatch, tmp_path, case)
                                   atol=1e-6)  # fmt: skip
     finally:
         native._library.cache_clear()
+
+
+def test_op_patterns_hold_every_entry_that_any_weights_make_nonzero():
+    """The kernel multiplies only the entries of chain.op_patterns: outside them an op is zero for all weights."""
+    patterns = chain.op_patterns("hqconv")
+    assert patterns.sum((1, 2)).tolist() == [81, 81, 81, 32, 32] * 2 + [81, 81, 81]  # channel blocks, controlled rotations
+    w = (torch.rand(5, 84, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 2 - 0.5).requires_grad_()
+    ops = chain.chain_program("hqconv", w, defer_final=True)[1]
+    outside = torch.stack([m for *_, m in ops], 1)[:, ~patterns]  # (5, entries outside every pattern)
+    assert outside.numel() > 0 and torch.count_nonzero(outside) == 0
+    (gw,) = torch.autograd.grad(outside.abs().sum() + outside.real.sum() + outside.imag.sum(), w, allow_unused=True)
+    assert gw is None or torch.count_nonzero(gw) == 0
