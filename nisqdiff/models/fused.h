@@ -13,6 +13,11 @@
 #else
 #define VW 8 /* one AVX2 register: 16-float vectors (two registers each) spill and ran 1.4x slower than torch */
 #endif
+#define NV (HID / VW) /* vectors per 128 features */
+/* accumulators kept in registers at once: one array of CH1 or two of CH2 vectors (AVX-512 has 32 registers,
+   AVX2 16: wider loops spill) */
+#define CH1 (NV < 8 ? NV : 8)
+#define CH2 (VW == 16 ? CH1 : 4)
 #define BLK 16  /* positions per block of the key pass */
 #define MAXC 64
 #define GROUP 4 /* blocks of VW positions per pass over the backward's lane accumulators */

@@ -11,20 +11,21 @@
    maximum mx; acc[c][d] = sum_p exp(k[d][p] - mx[d]) xn[p][c] and s[d] = sum_p exp(k[d][p] - mx[d]).
    Vectorised over the 128 features d. */
 static void keys(const float *xn, int p, int c, const float *wk_t, float *acc, float *s, float *mx_out) {
-    vf mx[HID / VW], sv[HID / VW], z[BLK][HID / VW];
+    vf mx[NV], sv[NV], z[BLK][NV];
     for (int v = 0; v < HID / VW; v++) { mx[v] = (vf){} - 3.0e38f; sv[v] = (vf){}; }
     for (int i = 0; i < c * HID; i++) acc[i] = 0.f;
     for (int p0 = 0; p0 < p; p0 += BLK) {
         const int nb = p - p0 < BLK ? p - p0 : BLK;
         const float *xj = xn + p0 * c;
-        for (int j = 0; j < nb; j++) {
-            vf r[HID / VW] = {};  /* HID / VW independent sums: no chain of dependent FMAs */
-            for (int k = 0; k < c; k++)
+        for (int j = 0; j < nb; j++)
+            for (int v0 = 0; v0 < NV; v0 += CH1) {
+                vf r[CH1] = {};  /* CH1 independent sums: no chain of dependent FMAs */
+                for (int k = 0; k < c; k++)
 #pragma GCC unroll 8
-                for (int v = 0; v < HID / VW; v++) r[v] += load(wk_t + k * HID + v * VW) * xj[j * c + k];
+                    for (int v = 0; v < CH1; v++) r[v] += load(wk_t + k * HID + (v0 + v) * VW) * xj[j * c + k];
 #pragma GCC unroll 8
-            for (int v = 0; v < HID / VW; v++) z[j][v] = r[v];
-        }
+                for (int v = 0; v < CH1; v++) z[j][v0 + v] = r[v];
+            }
         vf scale[HID / VW];
         for (int v = 0; v < HID / VW; v++) {
             vf bm = mx[v], t = {};
@@ -34,16 +35,17 @@ static void keys(const float *xn, int p, int c, const float *wk_t, float *acc, f
             for (int j = 0; j < nb; j++) { z[j][v] = vexp(z[j][v] - bm); t += z[j][v]; }
             sv[v] = sv[v] * scale[v] + t;
         }
-        for (int k = 0; k < c; k++) {
-            vf u[HID / VW];
+        for (int k = 0; k < c; k++)
+            for (int v0 = 0; v0 < NV; v0 += CH1) {
+                vf u[CH1];
 #pragma GCC unroll 8
-            for (int v = 0; v < HID / VW; v++) u[v] = load(acc + k * HID + v * VW) * scale[v];
-            for (int j = 0; j < nb; j++)
+                for (int v = 0; v < CH1; v++) u[v] = load(acc + k * HID + (v0 + v) * VW) * scale[v0 + v];
+                for (int j = 0; j < nb; j++)
 #pragma GCC unroll 8
-                for (int v = 0; v < HID / VW; v++) u[v] += z[j][v] * xj[j * c + k];
+                    for (int v = 0; v < CH1; v++) u[v] += z[j][v0 + v] * xj[j * c + k];
 #pragma GCC unroll 8
-            for (int v = 0; v < HID / VW; v++) store(acc + k * HID + v * VW, u[v]);
-        }
+                for (int v = 0; v < CH1; v++) store(acc + k * HID + (v0 + v) * VW, u[v]);
+            }
     }
     for (int v = 0; v < HID / VW; v++) { store(s + v * VW, sv[v]); store(mx_out + v * VW, mx[v]); }
 }
@@ -306,27 +308,32 @@ int linear_attention_backward(const float *x, const float *gy, long n, int p, in
             }
             for (int j = 0; j < p; j++) {
                 const float *xj = xn + j * c;
-                vf z[HID / VW] = {}, dk[HID / VW] = {};
-                for (int k = 0; k < c; k++)
+                vf r[MAXC];  /* dxn[j][k]'s lanes, summed over the chunks of features */
+                for (int v0 = 0; v0 < NV; v0 += CH2) {
+                    const int o = v0 * VW;
+                    vf z[CH2] = {}, dk[CH2] = {};
+                    for (int k = 0; k < c; k++)
 #pragma GCC unroll 8
-                    for (int v = 0; v < HID / VW; v++) {
-                        z[v] += load(wk_t + k * HID + v * VW) * xj[k];
-                        dk[v] += load(dkx + k * HID + v * VW) * xj[k];
+                        for (int v = 0; v < CH2; v++) {
+                            z[v] += load(wk_t + k * HID + o + v * VW) * xj[k];
+                            dk[v] += load(dkx + k * HID + o + v * VW) * xj[k];
+                        }
+#pragma GCC unroll 8
+                    for (int v = 0; v < CH2; v++) {
+                        z[v] = vexp(z[v] - load(mx + o + v * VW)) / load(s + o + v * VW);  /* K */
+                        dk[v] = z[v] * (dk[v] - load(rk + o + v * VW));                    /* dz */
                     }
+                    for (int k = 0; k < c; k++) {
+                        vf t = v0 ? r[k] : (vf){};
 #pragma GCC unroll 8
-                for (int v = 0; v < HID / VW; v++) {
-                    z[v] = vexp(z[v] - load(mx + v * VW)) / load(s + v * VW);  /* K */
-                    dk[v] = z[v] * (dk[v] - load(rk + v * VW));                /* dz */
-                }
-                for (int k = 0; k < c; k++) {
-                    vf r = {};
-#pragma GCC unroll 8
-                    for (int v = 0; v < HID / VW; v++) {
-                        store(pwk + k * HID + v * VW, load(pwk + k * HID + v * VW) + dk[v] * xj[k]);
-                        r += z[v] * load(dkx + k * HID + v * VW) + dk[v] * load(wk_t + k * HID + v * VW);
+                        for (int v = 0; v < CH2; v++) {
+                            store(pwk + k * HID + o + v * VW, load(pwk + k * HID + o + v * VW) + dk[v] * xj[k]);
+                            t += z[v] * load(dkx + k * HID + o + v * VW) + dk[v] * load(wk_t + k * HID + o + v * VW);
+                        }
+                        r[k] = t;
                     }
-                    dxn[j * c + k] += hsum(r);
                 }
+                for (int k = 0; k < c; k++) dxn[j * c + k] += hsum(r[k]);
             }
             /* the input LN and the residual */
             for (int j = 0; j < p; j++) {
