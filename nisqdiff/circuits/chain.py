@@ -230,7 +230,7 @@ def chain_probabilities(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor
     c, b = inputs.shape[:2]
     if _native_fits(ansatz, inputs, weights):  # the compiled kernel: psi and the deferred block per input
         groups, ops, final, masks = _native_program(ansatz, weights)
-        probs = native.chain_probabilities(inputs, ops, op_patterns(ansatz), masks, _final_matrix(final, groups)[2])
+        probs = native.chain_probabilities(inputs, ops, _packed_patterns(ansatz), masks, _final_matrix(final, groups)[2])
         probs = probs.reshape(c, b, *([2] * inputs.shape[-1]))
     else:
         probs = _torch_probabilities(ansatz, inputs, weights).reshape(c, b, *([2] * inputs.shape[-1]))
@@ -335,13 +335,18 @@ def op_patterns(ansatz: str) -> torch.Tensor:
     return torch.stack([(m != 0).any(0) for *_, m in ops])
 
 
+@lru_cache(maxsize=None)
+def _packed_patterns(ansatz: str) -> tuple:
+    return native.pack_patterns(op_patterns(ansatz))
+
+
 def _simulate_native(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """:func:`simulate_chain` in the compiled kernel, every circuit in one call (requires :func:`_native_fits`).
     Differentiable: the kernel's backward gives the gradients of the input angles, the op matrices
     and the observables, and torch's autograd takes them on to ``inputs`` and ``weights``."""
     groups, ops, final, masks = _native_program(ansatz, weights)
     obs = _final_observables(final, groups)[2]
-    return native.chain_expval(inputs, ops, op_patterns(ansatz), masks, obs)  # the groups are the qubits in order (_native_fits)
+    return native.chain_expval(inputs, ops, _packed_patterns(ansatz), masks, obs)  # the groups: the qubits in order (_native_fits)
 
 
 def _simulate_chain(ansatz: str, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -82,28 +82,34 @@ class _ChainExpval(torch.autograd.Function):
         return gx, torch.view_as_complex(g_mats), torch.view_as_complex(g_obs), None, None, None
 
 
-def _op_table(ops: list[tuple], patterns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The ops as the kernel reads them: (n_ops, 6) int32 rows (kind, s, t, mask, matrix index, pattern offset),
-    the patterns (int32: per op 17 row starts, then the columns of its nonzero entries) and the matrices
-    (C, n_ops, 16, 16) complex64 (every circuit's own). ``patterns`` (n_ops, 16, 16) bool: where an op's
-    matrix can be nonzero, for any weights (:func:`nisqdiff.circuits.chain.op_patterns`)."""
-    pats, offsets = [], []
+def pack_patterns(patterns: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+    """The ops' sparsity patterns as the kernel reads them: (each op's offset, int32 buffer holding per op 17
+    row starts, then the columns of its nonzero entries, row by row). ``patterns`` (n_ops, 16, 16) bool:
+    where each op's matrix can be nonzero for any weights (:func:`nisqdiff.circuits.chain.op_patterns`)."""
+    parts, offsets, at = [], [], 0
     for p in patterns:
-        offsets.append(sum(len(q) for q in pats))
         starts = torch.cat([torch.zeros(1, dtype=torch.long), p.sum(1).cumsum(0)])
-        pats += [starts, p.nonzero()[:, 1]]  # nonzero() is row-major: columns row by row
+        parts += [starts, p.nonzero()[:, 1]]  # nonzero() is row-major: columns row by row
+        offsets.append(at)
+        at += len(starts) + int(p.sum())
+    return offsets, torch.cat(parts).to(torch.int32)
+
+
+def _op_table(ops: list[tuple], offsets: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ops as the kernel reads them: (n_ops, 6) int32 rows (kind, s, t, mask, matrix index, pattern offset),
+    and the matrices (C, n_ops, 16, 16) complex64 (every circuit's own)."""
     table = torch.tensor([[0 if t is None else 1, s, t or 0, mask or 0, i, offsets[i]] for i, (s, t, mask, _) in enumerate(ops)],
                          dtype=torch.int32)  # fmt: skip
-    return table, torch.cat(pats).to(torch.int32), torch.stack([m for *_, m in ops], 1)
+    return table, torch.stack([m for *_, m in ops], 1)
 
 
-def chain_probabilities(inputs: torch.Tensor, ops: list[tuple], patterns: torch.Tensor, open_masks: list[int],
+def chain_probabilities(inputs: torch.Tensor, ops: list[tuple], patterns: tuple, open_masks: list[int],
                         final: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Born probabilities (C, B, 4096) float32 of C circuits (one op list, their own matrices) for B inputs
     each, basis index p0 * 256 + p1 * 16 + p2 (each site's qubits in group order); not differentiable.
     ``inputs``, ``ops``, ``patterns``, ``open_masks`` as for :func:`chain_expval`; ``final`` (C, 8, 8)
     complex64: the deferred block on the open qubits in site order."""
-    table, pats, mats = _op_table(ops, patterns)
+    (table, mats), pats = _op_table(ops, patterns[0]), patterns[1]
     x, mats_f, f = inputs.detach().float().contiguous(), _interleaved(mats.detach()), _interleaved(final.detach())
     masks = torch.tensor(open_masks, dtype=torch.int32)
     c, b = x.shape[:2]
@@ -114,7 +120,7 @@ def chain_probabilities(inputs: torch.Tensor, ops: list[tuple], patterns: torch.
     return out
 
 
-def chain_expval(inputs: torch.Tensor, ops: list[tuple], patterns: torch.Tensor, open_masks: list[int],
+def chain_expval(inputs: torch.Tensor, ops: list[tuple], patterns: tuple, open_masks: list[int],
                  obs: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """<Z_q> (C, B, 12), float32, of C circuits with one op list (each its own matrices) for B inputs each, in
     one kernel call; differentiable in the inputs, the op matrices and ``obs`` (the kernel's own backward pass).
@@ -122,11 +128,11 @@ def chain_expval(inputs: torch.Tensor, ops: list[tuple], patterns: torch.Tensor,
     ``inputs`` (C, B, 12) float32: the angles, RX-encoded in the kernel, qubit 4 s + j on site s (three sites
     of four qubits in order, as HQConv's groups); ``ops``: the circuits' operations as
     :func:`nisqdiff.circuits.chain.chain_program` gives them (matrices (C, 16, 16) complex64);
-    ``patterns`` (n_ops, 16, 16) bool: where each op's matrix can be nonzero for any weights (the kernel
-    multiplies, and differentiates, only those entries); ``open_masks``: for each site the bit of its qubit in the deferred block; ``obs`` (C, 3, 8, 8) complex64:
-    that block's observables, ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] over the open qubits in site
+    ``patterns``: :func:`pack_patterns` of where each op's matrix can be nonzero for any weights (the
+    kernel multiplies, and differentiates, only those entries); ``open_masks``: for each site the bit of its
+    qubit in the deferred block; ``obs`` (C, 3, 8, 8) complex64: that block's observables, ``obs[c, k, j, i]`` = (F^dagger Z_k F)[j, i] over the open qubits in site
     order. The caller checks that the shape fits (:func:`nisqdiff.circuits.chain._native_fits`).
     """
-    table, pats, mats = _op_table(ops, patterns)
+    (table, mats), pats = _op_table(ops, patterns[0]), patterns[1]
     masks = torch.tensor(open_masks, dtype=torch.int32)
     return _ChainExpval.apply(inputs, mats, obs, table, pats, masks)
