@@ -9,8 +9,7 @@ import torch
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 
-from nisqdiff.circuits import expval, get_spec
-from nisqdiff.circuits import heisenberg
+from nisqdiff.circuits import expval, get_spec, heisenberg
 from nisqdiff.circuits.heisenberg import TRUNCATION, compile_exact
 from nisqdiff.circuits.trajectories import compile_program, path_order, run_program
 from nisqdiff.devices import EmulatorDevice
@@ -64,9 +63,9 @@ def test_exact_on_a_12_qubit_hqconv_circuit_equals_aer_and_the_trajectories():
     m, _, d_hi = whole.coeffs.shape
     assert exact.factors is not None and exact.stats["exact_rank"] < m * d_hi / 4 and exact.coeffs is None
     many = torch.rand(300, 12, generator=torch.Generator().manual_seed(6), dtype=torch.float64) * 8 - 4
-    ref = whole.expval(many, dtype=torch.float64)
-    assert (exact.expval(many, dtype=torch.float64) - ref).abs().max() < TRUNCATION + 1e-12
-    assert (exact.expval(many) - ref).abs().max() < 5e-6  # float32 products, as the dense float32 path
+    dense = whole.expval(many, dtype=torch.float64)
+    assert (exact.expval(many, dtype=torch.float64) - dense).abs().max() < TRUNCATION + 1e-12
+    assert (exact.expval(many) - dense).abs().max() < 5e-6  # float32 products, as the dense float32 path
 
 
 def test_exact_equals_the_mean_of_many_trajectories():

@@ -96,8 +96,8 @@ def _prelude_map(ops: list) -> tuple[np.ndarray, InputRZ | None]:
 class ExactProgram:
     """The exact noisy <Z> of every measured bit as polynomial coefficients (see the module doc).
 
-    ``coeffs`` (n_clbits, 3^lo, 3^hi) (the pass's precision; None once :meth:`truncated`) over local qubits [0, lo)
-    and [lo, n); ``inputs[k]`` the
+    ``coeffs`` (n_clbits, 3^lo, 3^hi) (the pass's precision; None once truncated, :func:`_truncated`) over local
+    qubits [0, lo) and [lo, n); ``inputs[k]`` the
     input gate of local qubit k (or None); ``readout`` (n_clbits, 2) [P(1|0), P(0|1)]; ``stats`` the
     compiled program's counts plus ``exact_seconds`` (the one-off cost of this compilation) and
     ``exact_rank`` (the rank-1 terms kept over all observables); ``factors`` the truncated SVDs that
